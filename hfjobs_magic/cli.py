@@ -1,0 +1,81 @@
+"""The `hfjob` command line: sandbox | run | check | export."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from hfjobs_magic.sandbox import accounts as acc
+
+
+def _sandbox_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sandbox",
+        help="serve a local Hub + Jobs API on loopback until interrupted",
+        description="Serve a local stand-in for the Hugging Face Hub and Jobs API. Point huggingface_hub "
+        "at it with HF_ENDPOINT=<printed url> and the token below.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
+    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--data-dir", help="where repos and job records live; kept across restarts "
+                   "(default: a temporary folder removed on exit)")
+    p.add_argument("--user", default=acc.DEFAULT_USER, help="the user's name (default: %(default)s)")
+    p.add_argument("--token", default=acc.DEFAULT_TOKEN, help="the user's write token (default: %(default)s)")
+    p.add_argument("--read-token", default=acc.DEFAULT_READ_TOKEN,
+                   help="a read-only token of the same user (default: %(default)s)")
+    p.add_argument("--org", action="append", dest="orgs", metavar="NAME",
+                   help=f"an org the user can write to; repeatable (default: {', '.join(acc.DEFAULT_ORGS)})")
+    p.add_argument("--read-org", action="append", dest="read_orgs", metavar="NAME",
+                   help=f"an org the user can only read; repeatable (default: {', '.join(acc.DEFAULT_READ_ORGS)})")
+    p.set_defaults(func=_cmd_sandbox)
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from hfjobs_magic.sandbox import Sandbox
+
+    sandbox = Sandbox(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        user=args.user,
+        token=args.token,
+        read_token=args.read_token,
+        orgs=args.orgs if args.orgs is not None else acc.DEFAULT_ORGS,
+        read_orgs=args.read_orgs if args.read_orgs is not None else acc.DEFAULT_READ_ORGS,
+        log_level="info",
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with sandbox:
+        print(f"HF_ENDPOINT={sandbox.endpoint}", flush=True)
+        print(f"HF_TOKEN={sandbox.token}  (read-only: {sandbox.read_token}; user: {sandbox.user})", flush=True)
+        print("Serving until Ctrl-C.", file=sys.stderr, flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        print("Stopping the sandbox; running jobs are killed.", file=sys.stderr, flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hfjob",
+        description="Run notebook cells on Hugging Face Jobs without losing their results.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sandbox,run,check,export}")
+    _sandbox_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The one place that talks to the Hub: an `HfApi(endpoint, token)` we hold, `namespace=` always passed.
+
+Importing this module is cheap; `huggingface_hub.hf_api` is imported on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from hfjobs_magic import hardware
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+    from huggingface_hub._jobs_api import JobInfo
+
+SUBMIT_LABEL = "hfjob-submit"
+SCRIPT_ENV = "HFJOB_SCRIPT"
+SCRIPT_PATH = ".hfjob/cell.py"
+# The script travels inline in the job's environment and is written to a file by the job's shell.
+JOB_COMMAND = [
+    "sh",
+    "-c",
+    f'mkdir -p .hfjob && printf "%s\\n" "${SCRIPT_ENV}" > {SCRIPT_PATH} && exec uv run {SCRIPT_PATH}',
+]
+SUBMIT_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Everything a job needs; built by the magic from the spec and the script."""
+
+    namespace: str
+    script: str
+    image: str
+    flavor: str
+    timeout_seconds: int | None
+    env: dict[str, str]
+    secrets: dict[str, str]
+    labels: dict[str, str]
+
+
+def is_transient(err: BaseException) -> bool:
+    """Server errors, rate limits and network failures are worth a retry; 4xx answers are not."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        return status >= 500 or status == 429
+    return type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"} or isinstance(
+        err, ConnectionError
+    )
+
+
+def resolve_endpoint() -> str:
+    """HF_ENDPOINT as set now (huggingface_hub only reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def resolve_token() -> str | None:
+    """HF_TOKEN, else the token stored by `hf auth login`."""
+    if token := os.environ.get("HF_TOKEN"):
+        return token
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+class HubClient:
+    """A session's link to the Hub (or the sandbox): jobs, whoami, repos, hardware."""
+
+    def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
+        self.endpoint = (endpoint or resolve_endpoint()).rstrip("/")
+        self.token = token if token is not None else resolve_token()
+        self._whoami: dict[str, Any] | None = None
+        self._hardware: list[hardware.Flavor] | None = None
+
+    @cached_property
+    def api(self) -> HfApi:
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=self.endpoint, token=self.token)
+
+    # -- identity and hardware (cached for the session) -------------------------
+    def whoami(self) -> dict[str, Any]:
+        if self._whoami is None:
+            self._whoami = self.api.whoami()
+        return self._whoami
+
+    def username(self) -> str:
+        return self.whoami()["name"]
+
+    def hardware(self) -> list[hardware.Flavor]:
+        """The live hardware list, as our Flavor objects (cached)."""
+        if self._hardware is None:
+            self._hardware = [_flavor_from_api(h) for h in self.api.list_jobs_hardware()]
+        return self._hardware
+
+    def price_per_hour(self, flavor: str) -> float | None:
+        """Live price when we can get it, the built-in table otherwise."""
+        try:
+            table = {f.name: f for f in self.hardware()}
+        except Exception:
+            table = hardware.BY_NAME
+        found = table.get(flavor) or hardware.BY_NAME.get(flavor)
+        return found.usd_per_hour if found else None
+
+    # -- jobs ------------------------------------------------------------------------
+    def submit(self, sub: Submission) -> JobInfo:
+        """Create the job; retry transient failures without ever creating it twice."""
+        key = uuid.uuid4().hex[:20]
+        labels = {**sub.labels, SUBMIT_LABEL: key}
+        delay = 0.5
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                return self._run_job(sub, labels)
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                existing = self._find_submitted(sub.namespace, key)
+                if existing is not None:
+                    return existing
+                if attempt == SUBMIT_ATTEMPTS:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _run_job(self, sub: Submission, labels: dict[str, str]) -> JobInfo:
+        return self.api.run_job(
+            image=sub.image,
+            command=JOB_COMMAND,
+            env={**sub.env, SCRIPT_ENV: sub.script},
+            secrets=sub.secrets or None,
+            flavor=sub.flavor,
+            timeout=sub.timeout_seconds,
+            labels=labels,
+            namespace=sub.namespace,
+        )
+
+    def _find_submitted(self, namespace: str, key: str) -> JobInfo | None:
+        """The job a lost answer may have created, found by the label set before submitting."""
+        try:
+            found = list(self.api.list_jobs(labels={SUBMIT_LABEL: key}, namespace=namespace))
+        except Exception as err:
+            if is_transient(err):
+                return None
+            raise
+        return found[0] if found else None
+
+    def inspect(self, job_id: str, namespace: str) -> JobInfo:
+        return self.api.inspect_job(job_id=job_id, namespace=namespace)
+
+    def cancel(self, job_id: str, namespace: str) -> None:
+        self.api.cancel_job(job_id=job_id, namespace=namespace)
+
+    def logs(self, job_id: str, namespace: str, *, follow: bool, tail: int | None = None) -> Iterator[str]:
+        yield from self.api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=follow, tail=tail)
+
+    def list_jobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[JobInfo]:
+        return list(self.api.list_jobs(namespace=namespace, labels=labels))
+
+    # -- repos -----------------------------------------------------------------------
+    def commits_since(self, repo_id: str, repo_type: str, since: datetime | None) -> list[dict[str, str]]:
+        """Commits on a repo newer than `since`, oldest first (empty when the repo does not exist)."""
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            commits = self.api.list_repo_commits(repo_id, repo_type=repo_type)
+        except RepositoryNotFoundError:
+            return []
+        fresh = [c for c in commits if since is None or c.created_at >= since]
+        return [
+            {"oid": c.commit_id, "title": c.title, "date": c.created_at.isoformat().replace("+00:00", "Z")}
+            for c in reversed(fresh)
+        ]
+
+
+def _flavor_from_api(info: Any) -> hardware.Flavor:
+    accelerator = info.accelerator
+    usd_per_hour = round(info.unit_cost_usd * 60, 4) if info.unit_label == "minute" else info.unit_cost_usd
+    return hardware.Flavor(
+        name=info.name,
+        pretty_name=info.pretty_name,
+        cpu=info.cpu,
+        ram=info.ram,
+        storage=getattr(info, "ephemeral_storage", ""),
+        usd_per_hour=usd_per_hour,
+        gpu_model=accelerator.model if accelerator else None,
+        gpu_count=int(accelerator.quantity) if accelerator else 0,
+        vram=accelerator.vram if accelerator else None,
+    )

@@ -1,0 +1,108 @@
+"""The job record: what a job cell leaves in the notebook (`application/vnd.hfjob+json`).
+
+One mutable object owned by the watcher; views get frozen snapshots (`as_json`).
+Its shape is a public contract (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+MIME = "application/vnd.hfjob+json"
+FINAL_STAGES = frozenset({"COMPLETED", "CANCELED", "ERROR", "DELETED"})
+TAIL_LINES = 40
+MAX_LINE_CHARS = 400
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class PushTarget:
+    repo_id: str
+    repo_type: str = "model"
+    commits: list[dict[str, str]] = field(default_factory=list)  # {"oid", "title", "date"}
+    verified: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "repo_id": self.repo_id,
+            "repo_type": self.repo_type,
+            "commits": list(self.commits),
+            "verified": self.verified,
+        }
+
+
+@dataclass
+class JobRecord:
+    id: str
+    namespace: str
+    url: str
+    flavor: str
+    stage: str = "SCHEDULING"
+    message: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    usd_per_hour: float | None = None
+    notebook: str | None = None
+    cell: str | None = None
+    push: list[PushTarget] = field(default_factory=list)
+    tail_lines: int = TAIL_LINES
+    log_lines_seen: int = 0
+    _tail: deque[str] = field(default_factory=deque, repr=False)
+
+    @property
+    def final(self) -> bool:
+        return self.stage in FINAL_STAGES
+
+    def add_lines(self, lines: list[str]) -> None:
+        """Keep only the last `tail_lines` lines, each cut to a sane length."""
+        self.log_lines_seen += len(lines)
+        for line in lines[-self.tail_lines :]:
+            self._tail.append(line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…")
+        while len(self._tail) > self.tail_lines:
+            self._tail.popleft()
+
+    @property
+    def log_tail(self) -> list[str]:
+        return list(self._tail)
+
+    def running_seconds(self, now: datetime | None = None) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at or now or datetime.now(timezone.utc)
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    def cost_usd(self, now: datetime | None = None) -> float | None:
+        """Cost so far: the hourly price times the time spent running."""
+        if self.usd_per_hour is None:
+            return None
+        return round(self.usd_per_hour * self.running_seconds(now) / 3600, 6)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "url": self.url,
+            "flavor": self.flavor,
+            "stage": self.stage,
+            "message": self.message,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "duration_s": round(self.running_seconds(), 1),
+            "cost_usd": self.cost_usd(),
+            "usd_per_hour": self.usd_per_hour,
+            "notebook": self.notebook,
+            "cell": self.cell,
+            "push": [p.as_json() for p in self.push],
+            "log_lines": self.log_lines_seen,
+            "log_tail": self.log_tail,
+        }

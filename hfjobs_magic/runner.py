@@ -1,0 +1,237 @@
+"""One job cell from checks to outcome: consent, submission, following, views.
+
+The magic builds a `JobRequest` (pure data) and hands it here. Unattended runs
+follow the job in the calling thread and raise on failure; interactive runs
+return at once and let the widget and the watcher thread carry on.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hfjobs_magic.checks import FAIL, CheckResult, failing
+from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
+from hfjobs_magic.history import Entry, History
+from hfjobs_magic.hub import HubClient, Submission
+from hfjobs_magic.record import JobRecord, PushTarget
+from hfjobs_magic.views.bundle import RecordDisplay
+from hfjobs_magic.watch import JobWatch, Pacing, Update, apply_job_info
+
+if TYPE_CHECKING:
+    from hfjobs_magic.script import JobScript
+    from hfjobs_magic.spec import JobSpec
+
+LABEL_TOOL = "hfjobs-magic"
+FAILED_TAIL = 20
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    spec: JobSpec
+    script: JobScript
+    checks: list[CheckResult]
+    notebook: str | None
+    cell_hash: str
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    headless: bool
+    auto_confirm: bool = False
+    cancel_on_interrupt: bool = False
+    log_lines: int = 40
+
+
+def consent_given(spec: JobSpec, settings: RunSettings) -> bool:
+    return bool(spec.yes or settings.auto_confirm or os.environ.get("HFJOB_YES") == "1")
+
+
+def label_value(text: str) -> str:
+    """Labels stay short and plain so every server accepts them."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:63] or "unnamed"
+
+
+def checks_table(results: list[CheckResult]) -> str:
+    icons = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+    lines = []
+    for r in results:
+        lines.append(f"  [{icons.get(r.status, r.status)}] {r.id}: {r.message}")
+        if r.fix and r.status in ("warn", FAIL):
+            lines.append(f"         fix: {r.fix}")
+    return "\n".join(lines)
+
+
+def check_error(results: list[CheckResult]) -> HfJobCheckError:
+    bad = failing(results)
+    ids = ", ".join(r.id for r in bad)
+    return HfJobCheckError(f"{len(bad)} check(s) failed ({ids}); nothing was submitted.\n{checks_table(bad)}",
+                           [r.id for r in bad])
+
+
+def resolve_secrets(spec: JobSpec, client: HubClient) -> dict[str, str]:
+    """Secret values to send: literals from the flags, else the local environment (HF_TOKEN: our token)."""
+    secrets: dict[str, str] = {}
+    for name, value in spec.secrets.items():
+        resolved = value if value is not None else (client.token if name == "HF_TOKEN" else os.environ.get(name))
+        if resolved:
+            secrets[name] = resolved
+    return secrets
+
+
+def build_submission(request: JobRequest, client: HubClient) -> Submission:
+    spec = request.spec
+    labels = {LABEL_TOOL: "1", "hfjob-cell": request.cell_hash, **spec.labels}
+    if request.notebook:
+        labels["hfjob-notebook"] = label_value(os.path.basename(request.notebook))
+    return Submission(
+        namespace=spec.namespace or client.username(),
+        script=request.script.text,
+        image=spec.image,
+        flavor=spec.flavor,
+        timeout_seconds=spec.timeout_seconds,
+        env=dict(spec.env),
+        secrets=resolve_secrets(spec, client),
+        labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
+    )
+
+
+def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lines: int) -> JobRecord:
+    record = JobRecord(
+        id=info.id,
+        namespace=info.owner.name,
+        url=info.url,
+        flavor=str(info.flavor or "cpu-basic"),
+        usd_per_hour=client.price_per_hour(str(info.flavor or "cpu-basic")),
+        tail_lines=log_lines,
+    )
+    apply_job_info(record, info)
+    if request is not None:
+        record.notebook, record.cell = request.notebook, request.cell_hash
+        if request.spec.push and "://" not in request.spec.push:
+            record.push.append(PushTarget(request.spec.push, request.spec.repo_type or "model"))
+    return record
+
+
+class Runner:
+    def __init__(self, client: HubClient, history: History, settings: RunSettings) -> None:
+        self.client, self.history, self.settings = client, history, settings
+
+    # -- entry point -------------------------------------------------------------------
+    def run(self, request: JobRequest) -> JobRecord | None:
+        if request.spec.dry_run:
+            print(request.script.text)
+            print("Checks:\n" + checks_table(request.checks))
+            return None
+        if self.settings.headless:
+            return self._run_headless(request)
+        self._run_interactive(request)
+        return None
+
+    # -- unattended -----------------------------------------------------------------------
+    def _run_headless(self, request: JobRequest) -> JobRecord:
+        from hfjobs_magic.views.text import TextView
+
+        print("[hfjob] checks:\n" + checks_table(request.checks), flush=True)
+        if failing(request.checks):
+            raise check_error(request.checks)
+        if not consent_given(request.spec, self.settings):
+            raise HfJobNotConfirmed(
+                "All checks passed, but this unattended run has no consent to start a paid job. "
+                "Add --yes to the %%hfjob line, set HFJOB_YES=1, or run "
+                "%config HFJobMagics.auto_confirm = True."
+            )
+        record = self.submit(request)
+        text, display = TextView(), RecordDisplay()
+        text.started(record.as_json())
+        display.show(record.as_json())
+        if request.spec.detach:
+            print(f"[hfjob] detached; follow it with %hfjob_attach {record.id}")
+            return record
+        return self.follow_here(record, request, text, display)
+
+    def follow_here(self, record: JobRecord, request: JobRequest | None, text: Any, display: RecordDisplay,
+                    follow_logs: bool = True) -> JobRecord:
+        """Follow in this thread (so output lands in this cell and Ctrl-C works) until the job ends."""
+        updates: queue.Queue[Update] = queue.Queue()
+        watch = JobWatch(self.client, record, updates.put, secrets=self._secret_values(request),
+                         follow_logs=follow_logs).start()
+        try:
+            while True:
+                update = updates.get()
+                text.update(update)
+                display.update(update.record, force=update.final)
+                if update.final:
+                    break
+        except KeyboardInterrupt:
+            watch.stop()
+            self._interrupted(record)
+            raise
+        self._raise_if_failed(record)
+        return record
+
+    def _interrupted(self, record: JobRecord) -> None:
+        if self.settings.cancel_on_interrupt:
+            self.client.cancel(record.id, record.namespace)
+            print(f"[hfjob] interrupted: job {record.id} was cancelled.")
+            return
+        print(f"[hfjob] interrupted: stopped following; job {record.id} is still running.\n"
+              f"        reattach with %hfjob_attach {record.id}, cancel with %hfjob_cancel {record.id}")
+
+    @staticmethod
+    def _raise_if_failed(record: JobRecord) -> None:
+        if record.stage == "COMPLETED":
+            return
+        tail = "\n".join(record.log_tail[-FAILED_TAIL:])
+        reason = f": {record.message}" if record.message else ""
+        raise HfJobFailed(f"Job {record.id} ended {record.stage}{reason}\n{record.url}\n--- last log lines ---\n{tail}",
+                          job_id=record.id, stage=record.stage)
+
+    # -- interactive -----------------------------------------------------------------------
+    def _run_interactive(self, request: JobRequest) -> None:
+        from hfjobs_magic.views.widgets import JobWidget
+
+        widget = JobWidget(log_lines=self.settings.log_lines)
+        widget.show_checks(request.checks)
+        widget.on_submit(lambda: self._start_interactive(request, widget))
+        widget.display()
+        if request.spec.yes and not failing(request.checks):
+            widget.submit()
+
+    def _start_interactive(self, request: JobRequest, widget: Any) -> None:
+        record = self.submit(request)
+        display = RecordDisplay()
+        display.show(record.as_json())
+        widget.started(record.as_json())
+        watch: JobWatch | None = None
+
+        def on_update(update: Update) -> None:
+            widget.update(update)
+            display.update(update.record, force=update.final)
+
+        if not request.spec.detach:
+            watch = JobWatch(self.client, record, on_update, secrets=self._secret_values(request),
+                             pacing=Pacing()).start()
+        widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
+        self._last_watch = watch
+
+    # -- shared -----------------------------------------------------------------------------
+    def submit(self, request: JobRequest) -> JobRecord:
+        submission = build_submission(request, self.client)
+        info = self.client.submit(submission)
+        record = new_record(info, request, self.client, self.settings.log_lines)
+        self.history.append(Entry(
+            id=record.id, namespace=record.namespace, url=record.url, flavor=record.flavor,
+            created=record.as_json()["created_at"], endpoint=self.client.endpoint,
+            notebook=request.notebook, cell=request.cell_hash,
+        ))
+        return record
+
+    def _secret_values(self, request: JobRequest | None) -> list[str]:
+        values = [self.client.token or ""]
+        if request is not None:
+            values += list(resolve_secrets(request.spec, self.client).values())
+        return [v for v in values if v]

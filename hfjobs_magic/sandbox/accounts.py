@@ -1,0 +1,115 @@
+"""Who is calling the sandbox, and what they may read and write.
+
+Mirrors the Hub's rules closely enough for the client to raise the same typed
+errors: no or unknown token -> 401, a read token or a namespace the caller
+cannot write to -> 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+DEFAULT_USER = "alice"
+DEFAULT_TOKEN = "hf_sandbox_alice_write_token"
+DEFAULT_READ_TOKEN = "hf_sandbox_alice_read_token"
+DEFAULT_ORGS = ("alice-lab",)
+DEFAULT_READ_ORGS = ("big-corp",)
+# A second user, so tests can prove that private repos and foreign namespaces are closed.
+OTHER_USER = "bob"
+OTHER_TOKEN = "hf_sandbox_bob_write_token"
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str  # "write" or "read", as whoami-v2 reports auth.accessToken.role
+    writable_orgs: tuple[str, ...] = ()
+    readable_orgs: tuple[str, ...] = ()
+
+    def can_write(self, namespace: str) -> bool:
+        return self.role == "write" and namespace in (self.name, *self.writable_orgs)
+
+    def member_of(self, namespace: str) -> bool:
+        return namespace in (self.name, *self.writable_orgs, *self.readable_orgs)
+
+
+@dataclass
+class Accounts:
+    user: str = DEFAULT_USER
+    token: str = DEFAULT_TOKEN
+    read_token: str = DEFAULT_READ_TOKEN
+    orgs: list[str] = field(default_factory=lambda: list(DEFAULT_ORGS))
+    read_orgs: list[str] = field(default_factory=lambda: list(DEFAULT_READ_ORGS))
+
+    def identify(self, token: str | None) -> Identity | None:
+        """The identity behind a bearer token, or None when the token is unknown."""
+        orgs, read_orgs = tuple(self.orgs), tuple(self.read_orgs)
+        if token == self.token:
+            return Identity(self.user, "write", orgs, read_orgs)
+        if token == self.read_token:
+            return Identity(self.user, "read", orgs, read_orgs)
+        if token == OTHER_TOKEN:
+            return Identity(OTHER_USER, "write")
+        return None
+
+    def whoami(self, identity: Identity) -> dict:
+        """The body of `GET /api/whoami-v2`, shaped like the Hub's."""
+        orgs = []
+        if identity.name == self.user:
+            orgs = [{"type": "org", "name": o, "fullname": o, "roleInOrg": "write"} for o in self.orgs]
+            orgs += [{"type": "org", "name": o, "fullname": o, "roleInOrg": "read"} for o in self.read_orgs]
+        return {
+            "type": "user",
+            "id": f"sandbox-{identity.name}",
+            "name": identity.name,
+            "fullname": identity.name.title(),
+            "email": f"{identity.name}@sandbox.invalid",
+            "emailVerified": True,
+            "canPay": True,
+            "isPro": False,
+            "orgs": orgs,
+            "auth": {
+                "type": "access_token",
+                "accessToken": {"displayName": f"sandbox-{identity.role}", "role": identity.role},
+            },
+        }
+
+    def namespaces(self) -> set[str]:
+        return {self.user, OTHER_USER, *self.orgs, *self.read_orgs}
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def caller(request: Request) -> Identity | None:
+    """The caller's identity; raises 401 for a token the sandbox does not know."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    identity = request.app.state.sandbox.accounts.identify(token)
+    if identity is None:
+        raise HTTPException(401, "Invalid credentials in Authorization header")
+    return identity
+
+
+def require_caller(request: Request) -> Identity:
+    """The caller's identity; raises 401 when there is no token at all."""
+    identity = caller(request)
+    if identity is None:
+        raise HTTPException(401, "You must be authenticated to access this resource")
+    return identity
+
+
+def require_writer(request: Request, namespace: str) -> Identity:
+    """The caller, who must be allowed to write in `namespace` (403 otherwise)."""
+    identity = require_caller(request)
+    if not identity.can_write(namespace):
+        why = "your token is read-only" if identity.role == "read" else f"you cannot write to '{namespace}'"
+        raise HTTPException(403, f"Forbidden: {why}")
+    return identity

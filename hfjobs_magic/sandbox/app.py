@@ -1,0 +1,85 @@
+"""The Starlette application: route table, error shapes, size limits, fault injection."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hfjobs_magic.sandbox import hub_routes, job_routes
+from hfjobs_magic.sandbox.faults import CONTROL_PREFIX, FaultMiddleware
+from hfjobs_magic.sandbox.state import SandboxState
+
+
+async def get_faults(request: Request) -> JSONResponse:
+    return JSONResponse(asdict(request.app.state.sandbox.faults.plan))
+
+
+async def set_faults(request: Request) -> JSONResponse:
+    try:
+        changes = await request.json()
+        plan = request.app.state.sandbox.faults.set(**changes)
+    except (ValueError, TypeError) as err:
+        raise HTTPException(400, f"Bad fault plan: {err}") from err
+    return JSONResponse(asdict(plan))
+
+
+async def clear_faults(request: Request) -> Response:
+    request.app.state.sandbox.faults.clear()
+    return Response(status_code=204)
+
+
+CONTROL_ROUTES = [
+    Route(f"{CONTROL_PREFIX}faults", get_faults, methods=["GET"]),
+    Route(f"{CONTROL_PREFIX}faults", set_faults, methods=["POST"]),
+    Route(f"{CONTROL_PREFIX}faults", clear_faults, methods=["DELETE"]),
+]
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Every client error as the Hub shapes it: JSON `{"error": ...}` plus the same headers."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        detail = f"Sandbox has no route {request.method} {request.url.path}"
+    else:
+        detail = exc.detail
+    headers = dict(exc.headers or {})
+    headers.setdefault("X-Error-Message", detail.splitlines()[0][:200] if detail else "")
+    return JSONResponse({"error": detail}, status_code=exc.status_code, headers=headers)
+
+
+class BodySizeLimit:
+    """Refuse with 413 any request whose declared body is larger than the limit."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            limit = self.state.limits.max_request_bytes
+            if length is not None and length.isdigit() and int(length) > limit:
+                body = {"error": f"Request body too large: {int(length)} bytes > {limit} bytes"}
+                await JSONResponse(body, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(state: SandboxState) -> Starlette:
+    app = Starlette(
+        routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *hub_routes.ROUTES],
+        exception_handlers={HTTPException: http_error},
+        middleware=[
+            Middleware(FaultMiddleware, faults=state.faults),
+            Middleware(BodySizeLimit, state=state),
+        ],
+    )
+    app.state.sandbox = state
+    return app

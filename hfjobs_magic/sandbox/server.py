@@ -1,0 +1,139 @@
+"""`Sandbox`: run the local Hub + Jobs server on loopback, from Python or `hfjob sandbox`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from hfjobs_magic.sandbox.accounts import (
+    DEFAULT_ORGS,
+    DEFAULT_READ_ORGS,
+    DEFAULT_READ_TOKEN,
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    Accounts,
+)
+from hfjobs_magic.sandbox.app import build_app
+from hfjobs_magic.sandbox.faults import Faults
+from hfjobs_magic.sandbox.jobs import JobManager
+from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.state import SandboxState
+
+FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
+START_TIMEOUT_S = 15.0
+
+
+class Sandbox:
+    """A local stand-in for the Hugging Face Hub and its Jobs API.
+
+    Use as a context manager: `with Sandbox() as sb: HfApi(endpoint=sb.endpoint, token=sb.token)`.
+    Without `data_dir`, repos live in a temporary folder removed on exit; with
+    one, they survive a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: str | os.PathLike[str] | None = None,
+        user: str = DEFAULT_USER,
+        token: str = DEFAULT_TOKEN,
+        read_token: str = DEFAULT_READ_TOKEN,
+        orgs: Sequence[str] = DEFAULT_ORGS,
+        read_orgs: Sequence[str] = DEFAULT_READ_ORGS,
+        log_level: str = "warning",
+    ) -> None:
+        self.host, self.port = host, port
+        self._own_data_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="hfjob-sandbox-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        accounts = Accounts(user, token, read_token, list(orgs), list(read_orgs))
+        self.state = SandboxState(
+            data_dir=self.data_dir,
+            accounts=accounts,
+            repos=RepoStore(self.data_dir / "repos"),
+            jobs=JobManager(self.data_dir / "jobs"),
+        )
+        if spec := os.environ.get(FAULTS_ENV):
+            self.state.faults.set(**Faults.parse(spec))
+        self._log_level = log_level
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- what callers use ----------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return self.state.endpoint
+
+    @property
+    def token(self) -> str:
+        return self.state.accounts.token
+
+    @property
+    def read_token(self) -> str:
+        return self.state.accounts.read_token
+
+    @property
+    def user(self) -> str:
+        return self.state.accounts.user
+
+    @property
+    def faults(self) -> Faults:
+        return self.state.faults
+
+    @property
+    def jobs(self) -> JobManager:
+        return self.state.jobs
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> Sandbox:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        shown_host = f"[{self.host}]" if ":" in self.host else self.host
+        self.state.endpoint = f"http://{shown_host}:{self.port}"
+        self.state.jobs.endpoint = self.state.endpoint
+        config = uvicorn.Config(
+            build_app(self.state),
+            log_level=self._log_level,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="hfjob-sandbox", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the sandbox could not start on {self.host}:{self.port}")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Kill running jobs, stop serving, and remove a temporary data dir."""
+        self.state.jobs.shutdown()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._own_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,30 @@
+"""The one state object the sandbox's endpoints share (`request.app.state.sandbox`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hfjobs_magic.sandbox.accounts import Accounts
+from hfjobs_magic.sandbox.faults import Faults
+from hfjobs_magic.sandbox.jobs import JobManager
+from hfjobs_magic.sandbox.repos import RepoStore
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class Limits:
+    max_request_bytes: int = 512 * MiB  # a whole request body (NDJSON commits carry files inline)
+    max_file_bytes: int = 256 * MiB  # one file of a commit
+
+
+@dataclass
+class SandboxState:
+    data_dir: Path
+    accounts: Accounts
+    repos: RepoStore
+    jobs: JobManager
+    faults: Faults = field(default_factory=Faults)
+    limits: Limits = field(default_factory=Limits)
+    endpoint: str = ""  # set once the server is bound; jobs get it as HF_ENDPOINT

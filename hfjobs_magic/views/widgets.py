@@ -1,0 +1,130 @@
+"""The widget view: checklist, Submit/Re-check/Cancel, stage badge, cost, and a bounded log pane.
+
+Fed only by `Update`s from the watcher (at most a few per second); it never
+calls the Hub. The log pane keeps the last N lines, so a job printing a
+million lines costs the browser no more than one printing a hundred.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+
+from hfjobs_magic.checks import CheckResult, failing
+from hfjobs_magic.views import ansi
+from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_lines, safe_link
+from hfjobs_magic.views.terminal import collapse_cr
+from hfjobs_magic.watch import Update
+
+ICONS = {"ok": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
+
+
+def checks_html(results: list[CheckResult]) -> str:
+    rows = []
+    for r in results:
+        fix = f"<br><i>Fix: {html.escape(r.fix)}</i>" if r.fix and r.status != "ok" else ""
+        rows.append(f"<tr><td>{ICONS.get(r.status, '')}</td><td><b>{html.escape(r.id)}</b></td>"
+                    f"<td>{html.escape(r.message)}{fix}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"
+
+
+class JobWidget:
+    def __init__(self, log_lines: int = 40) -> None:
+        self._lines: deque[str] = deque(maxlen=log_lines)
+        self.checks = w.HTML()
+        self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
+        self.recheck_button = w.Button(description="Re-check", icon="refresh")
+        self.cancel_button = w.Button(description="Cancel job", button_style="danger", icon="stop")
+        self.cancel_button.layout.display = "none"
+        self.status = w.HTML()
+        self.logs = w.HTML(layout=w.Layout(max_height="24em", overflow="auto"))
+        self.outcome = w.HTML()
+        self.box = w.VBox([self.checks, w.HBox([self.submit_button, self.recheck_button, self.cancel_button]),
+                           self.status, self.logs, self.outcome])
+        self._submit: Callable[[], None] | None = None
+        self._recheck: Callable[[], list[CheckResult]] | None = None
+        self._cancel: Callable[[], None] | None = None
+        self.submit_button.on_click(lambda _b: self.submit())
+        self.recheck_button.on_click(lambda _b: self._run_recheck())
+        self.cancel_button.on_click(lambda _b: self._run_cancel())
+
+    # -- wiring -----------------------------------------------------------------------------
+    def display(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+    def on_submit(self, callback: Callable[[], None]) -> None:
+        self._submit = callback
+
+    def on_recheck(self, callback: Callable[[], list[CheckResult]]) -> None:
+        self._recheck = callback
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        self._cancel = callback
+        self.cancel_button.layout.display = None
+
+    # -- actions ----------------------------------------------------------------------------
+    def show_checks(self, results: list[CheckResult], worst_case: str = "") -> None:
+        self.checks.value = checks_html(results)
+        blocked = bool(failing(results))
+        self.submit_button.disabled = blocked
+        self.submit_button.tooltip = "fix the failing checks first" if blocked else "start the job"
+        self.submit_button.description = f"Submit{f' (worst case {worst_case})' if worst_case else ''}"
+
+    def submit(self) -> None:
+        if self.submit_button.disabled or self._submit is None:
+            return
+        self.submit_button.disabled = self.recheck_button.disabled = True
+        self.status.value = "Submitting…"
+        try:
+            self._submit()
+        except Exception as err:  # shown where the user looks, not lost in a callback
+            self.status.value = f"<b style='color:#dc2626'>Submission failed:</b> {html.escape(str(err))}"
+            self.submit_button.disabled = self.recheck_button.disabled = False
+
+    def _run_recheck(self) -> None:
+        if self._recheck is not None:
+            self.show_checks(self._recheck())
+
+    def _run_cancel(self) -> None:
+        if self._cancel is not None:
+            self.cancel_button.disabled = True
+            self._cancel()
+
+    # -- updates from the watcher -----------------------------------------------------------
+    def started(self, record: dict[str, Any]) -> None:
+        self.submit_button.layout.display = self.recheck_button.layout.display = "none"
+        self._render_status(record)
+
+    def update(self, update: Update) -> None:
+        self._lines.extend(collapse_cr(line) for line in update.lines[-(self._lines.maxlen or 0):])
+        self._render_status(update.record)
+        if update.lines:
+            body = "\n".join(ansi.to_html(line) for line in self._lines)
+            self.logs.value = f"<pre style='margin:0'>{body}</pre>"
+        if update.final:
+            self.cancel_button.layout.display = "none"
+            self._render_outcome(update.record)
+
+    def _render_status(self, record: dict[str, Any]) -> None:
+        stage = record.get("stage", "")
+        colour = STAGE_COLOURS.get(stage, "#6b7280")
+        self.status.value = (
+            f"<span style='background:{colour};color:#fff;border-radius:4px;padding:1px 6px'>"
+            f"{html.escape(stage)}</span> {safe_link(record.get('url'), record.get('id', ''))} · "
+            f"{html.escape(str(record.get('flavor')))} · {duration(record.get('duration_s'))} · "
+            f"{money(record.get('cost_usd'))}"
+        )
+
+    def _render_outcome(self, record: dict[str, Any]) -> None:
+        good = record.get("stage") == "COMPLETED"
+        colour = "#16a34a" if good else "#dc2626"
+        message = html.escape(record.get("message") or "")
+        pushes = "".join(f"<div>push: {html.escape(p)}</div>" for p in push_lines(record))
+        self.outcome.value = (f"<b style='color:{colour}'>Job ended {html.escape(record.get('stage', ''))}</b> "
+                              f"{message}{pushes}")

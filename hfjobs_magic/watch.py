@@ -1,0 +1,229 @@
+"""Follow one job: its stage, its log lines (masked, none lost or repeated) and its pushes.
+
+A `JobWatch` owns a daemon thread that polls the stage with backoff and turns
+everything into `Update`s for the views; a helper thread reads the log stream
+(a blocking iterator) into a queue. One stop event, one monotonic clock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from hfjobs_magic.hub import HubClient, is_transient
+from hfjobs_magic.mask import SecretMasker
+from hfjobs_magic.record import JobRecord
+
+_END = object()  # the log reader is done
+
+
+@dataclass(frozen=True)
+class Update:
+    """What the views get: a snapshot of the record and the lines new since the last update."""
+
+    record: dict[str, Any]
+    lines: list[str] = field(default_factory=list)
+    final: bool = False
+
+
+@dataclass
+class Pacing:
+    emit_every: float = 0.25  # at most four view updates a second
+    poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes
+    poll_max: float = 10.0
+    push_every: float = 15.0  # how often pushes are re-verified while the job runs
+    log_grace: float = 15.0  # after a final stage, how long to wait for the log stream to drain
+    max_batch: int = 5000  # lines taken from the queue per round
+
+
+class LogReader(threading.Thread):
+    """Reads `fetch_job_logs(follow=True)` into a queue; restarts it without repeating a line."""
+
+    def __init__(self, client: HubClient, job_id: str, namespace: str, out: queue.Queue, stop: threading.Event,
+                 follow: bool = True) -> None:
+        super().__init__(name=f"hfjob-logs-{job_id[:8]}", daemon=True)
+        self.client, self.job_id, self.namespace = client, job_id, namespace
+        self.out, self.stop_event, self.follow = out, stop, follow
+        self.received = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        delay = 1.0
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self._read_once()
+                    return
+                except Exception as err:
+                    if not is_transient(err) or self.stop_event.wait(delay):
+                        self.error = err
+                        return
+                    delay = min(delay * 2, 10.0)
+        finally:
+            self.out.put(_END)
+
+    def _read_once(self) -> None:
+        """One pass over the stream; a restarted pass replays from the start, so skip what we have."""
+        skip = self.received
+        for index, line in enumerate(self.client.logs(self.job_id, self.namespace, follow=self.follow)):
+            if self.stop_event.is_set():
+                return
+            if index < skip:
+                continue
+            self.received += 1
+            self.out.put(line)
+
+
+class JobWatch:
+    """Follows one job until it reaches a final stage, feeding `on_update`."""
+
+    def __init__(
+        self,
+        client: HubClient,
+        record: JobRecord,
+        on_update: Callable[[Update], None],
+        *,
+        secrets: list[str] | tuple[str, ...] = (),
+        pacing: Pacing | None = None,
+        follow_logs: bool = True,
+    ) -> None:
+        self.client, self.record, self.on_update = client, record, on_update
+        self.masker = SecretMasker(secrets)
+        self.pacing = pacing or Pacing()
+        self.stop_event = threading.Event()
+        self._lines: queue.Queue = queue.Queue()
+        self._reader = LogReader(client, record.id, record.namespace, self._lines, self.stop_event, follow_logs)
+        self._thread = threading.Thread(target=self._run, name=f"hfjob-watch-{record.id[:8]}", daemon=True)
+        self.error: BaseException | None = None
+        self._leftover: list[str] = []
+
+    # -- control ----------------------------------------------------------------------
+    def start(self) -> JobWatch:
+        self._reader.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the loop ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as err:  # report, never die silently in a thread
+            self.error = err
+            self.record.message = f"Stopped following the job: {err}"
+        finally:
+            self.stop_event.set()  # ends the log reader too
+            self._verify_pushes()
+            lines = self._drain()
+            self.on_update(Update(self.record.as_json(), lines, final=True))
+
+    def _loop(self) -> None:
+        p = self.pacing
+        poll_gap, next_poll, next_push, next_emit = p.poll_first, 0.0, time.monotonic() + p.push_every, 0.0
+        pending: list[str] = []
+        final_since: float | None = None
+        reader_done = False
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                changed = self._poll_stage()
+                poll_gap = p.poll_first if changed else min(poll_gap * 1.5, p.poll_max)
+                next_poll = now + poll_gap
+                if self.record.final and final_since is None:
+                    final_since = now
+            if now >= next_push and self.record.push:
+                self._verify_pushes()
+                next_push = now + p.push_every
+            timeout = max(0.01, min(next_poll, next_emit if pending else next_poll) - time.monotonic())
+            batch, reader_done = self._take(timeout, reader_done)
+            pending += batch
+            if (pending or batch) and time.monotonic() >= next_emit:
+                self.on_update(Update(self.record.as_json(), pending))
+                pending, next_emit = [], time.monotonic() + p.emit_every
+            if final_since is not None and (reader_done or time.monotonic() - final_since > p.log_grace):
+                break
+        self._leftover = pending
+
+    def _take(self, timeout: float, reader_done: bool) -> tuple[list[str], bool]:
+        """Lines waiting in the queue (masked and recorded), and whether the reader has ended."""
+        if reader_done:
+            time.sleep(timeout)
+            return [], True
+        raw: list[str] = []
+        try:
+            item = self._lines.get(timeout=timeout)
+            while True:
+                if item is _END:
+                    reader_done = True
+                    break
+                raw.append(item)
+                if len(raw) >= self.pacing.max_batch:
+                    break
+                item = self._lines.get_nowait()
+        except queue.Empty:
+            pass
+        lines = self.masker.mask_lines(raw)
+        self.record.add_lines(lines)
+        return lines, reader_done
+
+    def _drain(self) -> list[str]:
+        """Lines not yet handed to the views: the last pending batch and whatever is still queued."""
+        raw: list[str] = []
+        while True:
+            try:
+                item = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _END:
+                raw.append(item)
+        lines = self.masker.mask_lines(raw)
+        self.record.add_lines(lines)
+        rest, self._leftover = self._leftover, []
+        return rest + lines
+
+    def _poll_stage(self) -> bool:
+        """Refresh stage and times from the Hub; True when the stage changed."""
+        try:
+            info = self.client.inspect(self.record.id, self.record.namespace)
+        except Exception as err:
+            if is_transient(err):
+                return False
+            raise
+        before = self.record.stage
+        apply_job_info(self.record, info)
+        return self.record.stage != before
+
+    def _verify_pushes(self) -> None:
+        """Ask the storage which commits landed since the job was created: pushed means verified."""
+        for target in self.record.push:
+            try:
+                target.commits = self.client.commits_since(target.repo_id, target.repo_type, self.record.created_at)
+            except Exception:
+                continue
+            target.verified = bool(target.commits)
+
+
+def apply_job_info(record: JobRecord, info: Any) -> None:
+    """Copy the server's view of a job onto our record."""
+    record.stage = str(getattr(info.status.stage, "value", info.status.stage))
+    record.message = info.status.message
+    record.created_at = info.created_at or record.created_at
+    record.started_at = info.started_at or record.started_at
+    record.finished_at = info.finished_at
+    if record.final and record.finished_at is None:
+        record.finished_at = datetime.now(timezone.utc)
