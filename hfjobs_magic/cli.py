@@ -62,6 +62,41 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="execute a notebook unattended; exit non-zero if a cell or job fails",
+                       description="Execute NOTEBOOK with nbclient (job cells run headless: text output, "
+                       "exceptions on failure), write the executed copy and print a summary of its jobs.")
+    p.add_argument("notebook")
+    p.add_argument("--sandbox", action="store_true",
+                   help="start a local sandbox for the run and point the kernel at it (no account needed)")
+    p.add_argument("--yes", action="store_true", help="consent to start jobs (as HFJOB_YES=1)")
+    p.add_argument("-o", "--output", help="where to write the executed notebook (default: NAME.out.ipynb)")
+    p.set_defaults(func=lambda a: commands().run_notebook(a.notebook, sandbox=a.sandbox, yes=a.yes,
+                                                          output=a.output))
+
+
+def _check_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="run the pre-submission checklist of every %%%%hfjob cell; submit nothing",
+                       description="Exit 1 when any check fails. Made for CI and pre-commit.")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    p.add_argument("--json", action="store_true",
+                   help='print [{"notebook", "cell", "checks": [{"id", "status", "message", "fix"}]}]')
+    p.set_defaults(func=lambda a: commands().check_notebooks(a.notebooks, a.json))
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write each %%%%hfjob cell as a runnable PEP 723 uv script")
+    p.add_argument("notebook")
+    p.add_argument("-o", "--output-dir", help="folder for the scripts (default: beside the notebook)")
+    p.set_defaults(func=lambda a: commands().export_notebook(a.notebook, a.output_dir))
+
+
+def commands():
+    from hfjobs_magic import commands as module
+
+    return module
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hfjob",
@@ -69,12 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{sandbox,run,check,export}")
     _sandbox_parser(sub)
+    _run_parser(sub)
+    _check_parser(sub)
+    _export_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from IPython.core.error import UsageError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (UsageError, FileNotFoundError) as err:
+        print(f"hfjob {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from huggingface_hub._jobs_api import JobInfo
 
 SUBMIT_LABEL = "hfjob-submit"
+LABEL_TOOL = "hfjobs-magic"  # every job we start carries it, so %hfjob_ps can find them
 SCRIPT_ENV = "HFJOB_SCRIPT"
 SCRIPT_PATH = ".hfjob/cell.py"
 # The script travels inline in the job's environment and is written to a file by the job's shell.
@@ -30,6 +31,17 @@ JOB_COMMAND = [
     f'mkdir -p .hfjob && printf "%s\\n" "${SCRIPT_ENV}" > {SCRIPT_PATH} && exec uv run {SCRIPT_PATH}',
 ]
 SUBMIT_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    """What the checklist needs to know about an existing repo."""
+
+    repo_id: str
+    repo_type: str
+    private: bool
+    sha: str | None
+    last_modified: datetime | None
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,23 @@ class HubClient:
         return list(self.api.list_jobs(namespace=namespace, labels=labels))
 
     # -- repos -----------------------------------------------------------------------
+    def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
+        """The repo when it exists and we may see it; None when it does not (or is someone's private one).
+
+        Other failures (401 for a bad token, 5xx, network) raise, so a caller can tell
+        "not there" from "could not ask".
+        """
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+        try:
+            info = self.api.repo_info(repo_id, repo_type=repo_type)
+        except GatedRepoError:  # it exists; we may not read it
+            return RepoSummary(repo_id=repo_id, repo_type=repo_type, private=True, sha=None, last_modified=None)
+        except RepositoryNotFoundError:
+            return None
+        return RepoSummary(repo_id=info.id, repo_type=repo_type, private=bool(info.private),
+                           sha=info.sha, last_modified=info.last_modified)
+
     def commits_since(self, repo_id: str, repo_type: str, since: datetime | None) -> list[dict[str, str]]:
         """Commits on a repo newer than `since`, oldest first (empty when the repo does not exist)."""
         from huggingface_hub.errors import RepositoryNotFoundError

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hfjobs_magic.checks import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.history import Entry, History
-from hfjobs_magic.hub import HubClient, Submission
+from hfjobs_magic.hub import LABEL_TOOL, HubClient, Submission
 from hfjobs_magic.record import JobRecord, PushTarget
 from hfjobs_magic.views.bundle import RecordDisplay
 from hfjobs_magic.watch import JobWatch, Pacing, Update, apply_job_info
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from hfjobs_magic.script import JobScript
     from hfjobs_magic.spec import JobSpec
 
-LABEL_TOOL = "hfjobs-magic"
 FAILED_TAIL = 20
 
 
@@ -93,7 +92,7 @@ def build_submission(request: JobRequest, client: HubClient) -> Submission:
         image=spec.image,
         flavor=spec.flavor,
         timeout_seconds=spec.timeout_seconds,
-        env=dict(spec.env),
+        env={"PYTHONUNBUFFERED": "1", **spec.env},  # print() reaches the live log at once
         secrets=resolve_secrets(spec, client),
         labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
     )
@@ -217,6 +216,40 @@ class Runner:
                              pacing=Pacing()).start()
         widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
         self._last_watch = watch
+
+    # -- reattaching ---------------------------------------------------------------------------
+    def attach(self, job: str, namespace: str | None) -> JobRecord:
+        """The live view of a job again: followed if it runs, replayed in full if it ended."""
+        from hfjobs_magic.joblist import resolve
+        from hfjobs_magic.views.text import TextView
+
+        ref = resolve(self.client, self.history, job, namespace)
+        info = self.client.inspect(ref.id, ref.namespace)
+        entry = self.history.find(ref.id)
+        record = new_record(info, None, self.client, self.settings.log_lines)
+        if entry is not None:
+            record.notebook, record.cell = entry.notebook, entry.cell
+        display = RecordDisplay()
+        display.show(record.as_json())
+        if self.settings.headless:
+            text = TextView()
+            text.started(record.as_json())
+            return self.follow_here(record, None, text, display, follow_logs=not record.final)
+        from hfjobs_magic.views.widgets import JobWidget
+
+        widget = JobWidget(log_lines=self.settings.log_lines)
+        widget.display()
+        widget.started(record.as_json())
+
+        def on_update(update: Update) -> None:
+            widget.update(update)
+            display.update(update.record, force=update.final)
+
+        JobWatch(self.client, record, on_update, secrets=self._secret_values(None),
+                 follow_logs=not record.final).start()
+        if not record.final:
+            widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
+        return record
 
     # -- shared -----------------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobRecord:

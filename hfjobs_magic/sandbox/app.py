@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from email.utils import formatdate
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -72,11 +73,36 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
+class FreshDate:
+    """A `Date` header taken when each response starts (uvicorn's own is up to 2 s stale).
+
+    The client's no-follow log replay stops at events later than Date + 1 s, so a
+    stale Date would cut the last lines of a job that just ended.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                date = (b"date", formatdate(usegmt=True).encode())
+                message = {**message, "headers": [*message.get("headers", []), date]}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
+
+
 def build_app(state: SandboxState) -> Starlette:
     app = Starlette(
         routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *hub_routes.ROUTES],
         exception_handlers={HTTPException: http_error},
         middleware=[
+            Middleware(FreshDate),
             Middleware(FaultMiddleware, faults=state.faults),
             Middleware(BodySizeLimit, state=state),
         ],

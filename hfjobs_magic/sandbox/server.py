@@ -96,7 +96,10 @@ class Sandbox:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> Sandbox:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
+        # and without it every response waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
@@ -109,6 +112,7 @@ class Sandbox:
             access_log=False,
             timeout_graceful_shutdown=2,
             lifespan="off",
+            date_header=False,  # app.FreshDate sets it, fresh for each response
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

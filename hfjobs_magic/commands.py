@@ -1,0 +1,152 @@
+"""What `hfjob check`, `hfjob export` and `hfjob run` do; cli.py only parses their arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from hfjobs_magic import notebook as nbio
+from hfjobs_magic.checks import FAIL, SKIP, CheckContext, CheckResult, run_checks
+from hfjobs_magic.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
+
+
+@dataclass(frozen=True)
+class CellReport:
+    notebook: str
+    cell: int
+    checks: list[CheckResult]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"notebook": self.notebook, "cell": self.cell, "checks": [c.as_json() for c in self.checks]}
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == FAIL for c in self.checks)
+
+
+def cell_spec(path: Path, cell: nbio.JobCell) -> JobSpec:
+    defaults = Defaults(**read_pyproject_defaults(path.parent))
+    return build_spec(parse_line(cell.line), defaults)
+
+
+def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]:
+    """The checklist of one cell without a kernel: `variables` cannot be known, so it is skipped."""
+    from hfjobs_magic.script import build_script
+
+    try:
+        spec = cell_spec(path, cell)
+        script = build_script(cell.body, spec, variables=None, notebook=str(path))
+    except UsageError as err:
+        return [CheckResult("script", FAIL, f"the %%hfjob line or cell is invalid: {err}",
+                            "Fix the flags (see %%hfjob? for every flag).")]
+    results = run_checks(CheckContext(spec=spec, script=script, cell=cell.body, client=client,
+                                      variables=None, notebook_dir=path.parent))
+    if not any(r.id == "variables" for r in results):
+        results.append(CheckResult("variables", SKIP, "needs a running kernel; checked when the cell runs"))
+    return results
+
+
+def check_notebooks(paths: list[str], as_json: bool) -> int:
+    from hfjobs_magic.hub import HubClient
+    from hfjobs_magic.runner import checks_table
+
+    client = HubClient()
+    reports = []
+    for name in paths:
+        path = Path(name)
+        for cell in nbio.job_cells(nbio.read(path)):
+            reports.append(CellReport(str(path), cell.index, check_cell(path, cell, client)))
+    if as_json:
+        print(json.dumps([r.as_json() for r in reports], indent=2))
+    else:
+        for r in reports:
+            print(f"{r.notebook} cell {r.cell}: {'FAILED' if r.failed else 'ok'}\n{checks_table(r.checks)}")
+        if not reports:
+            print("No %%hfjob cells found.")
+    return 1 if any(r.failed for r in reports) else 0
+
+
+def export_notebook(name: str, out_dir: str | None) -> int:
+    from hfjobs_magic.script import build_script
+
+    path = Path(name)
+    target = Path(out_dir) if out_dir else path.parent
+    target.mkdir(parents=True, exist_ok=True)
+    cells = nbio.job_cells(nbio.read(path))
+    for cell in cells:
+        script = build_script(cell.body, cell_spec(path, cell), variables=None, notebook=str(path))
+        out = target / f"{path.stem}_cell{cell.index}.py"
+        out.write_text(script.text, encoding="utf-8")
+        print(f"wrote {out}  (run it with: uv run {out}, or: hf jobs uv run {out})")
+    if not cells:
+        print(f"No %%hfjob cells in {path}.", file=sys.stderr)
+    return 0
+
+
+def run_notebook(name: str, *, sandbox: bool, yes: bool, output: str | None) -> int:
+    """Execute a notebook unattended with nbclient; print a summary of its jobs."""
+    path = Path(name)
+    out = Path(output) if output else path.with_name(f"{path.stem}.out.ipynb")
+    env = {"HFJOB_HEADLESS": "1", "JPY_SESSION_NAME": str(path)}
+    if yes:
+        env["HFJOB_YES"] = "1"
+    if not sandbox:
+        return _execute(path, out, env)
+    from hfjobs_magic.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        print(f"[hfjob] sandbox at {sb.endpoint} (user {sb.user}); nothing leaves this machine", flush=True)
+        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token,
+                "HFJOB_HISTORY": str(sb.data_dir / "history.jsonl")}
+        return _execute(path, out, env)
+
+
+def _execute(path: Path, out: Path, env: dict[str, str]) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbio.read(path)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits our environment
+    failure: str | None = None
+    try:
+        NotebookClient(nb, timeout=None, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+    except CellExecutionError as err:
+        failure = str(err).strip().splitlines()[-1] if str(err).strip() else "a cell failed"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        nbformat.write(nb, str(out))
+    print_summary(nb)
+    print(f"[hfjob] executed notebook written to {out}")
+    if failure:
+        print(f"[hfjob] FAILED: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_summary(nb: Any) -> None:
+    from hfjobs_magic.views.bundle import duration, money, push_lines
+
+    records = nbio.job_records(nb)
+    if not records:
+        print("[hfjob] no job ran")
+        return
+    rows = [("CELL", "JOB ID", "STAGE", "DURATION", "COST", "PUSHES")]
+    for index, r in records:
+        rows.append((str(index), r["id"], r["stage"], duration(r.get("duration_s")), money(r.get("cost_usd")),
+                     "; ".join(push_lines(r)) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,72 @@
+"""The line magics' work: find a job, list recent jobs, print logs, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from hfjobs_magic.history import History
+from hfjobs_magic.hub import LABEL_TOOL, HubClient
+from hfjobs_magic.mask import SecretMasker
+
+
+@dataclass(frozen=True)
+class JobRef:
+    id: str
+    namespace: str
+
+
+def resolve(client: HubClient, history: History, job: str, namespace: str | None) -> JobRef:
+    """A job id (or a prefix known to the local history) and the namespace it runs in."""
+    entry = history.find(job)
+    if entry is not None:
+        return JobRef(entry.id, entry.namespace)
+    return JobRef(job, namespace or client.username())
+
+
+def age(moment: datetime | None) -> str:
+    if moment is None:
+        return "?"
+    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def print_jobs(client: HubClient, history: History, namespace: str | None, limit: int = 20) -> None:
+    """Recent jobs started from notebooks, newest first, with the notebook cell they came from."""
+    ns = namespace or client.username()
+    jobs = client.list_jobs(ns, labels={LABEL_TOOL: "1"})
+    jobs.sort(key=lambda j: j.created_at or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+    if not jobs:
+        print(f"No jobs started from notebooks in {ns}.")
+        return
+    rows = [("JOB ID", "STAGE", "FLAVOR", "CREATED", "NOTEBOOK / CELL")]
+    for job in jobs[:limit]:
+        labels = job.labels or {}
+        entry = history.find(job.id)
+        notebook = (entry.notebook if entry and entry.notebook else labels.get("hfjob-notebook")) or "-"
+        rows.append((job.id, str(job.status.stage), str(job.flavor), age(job.created_at),
+                     f"{notebook} / {labels.get('hfjob-cell', '-')}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def print_logs(client: HubClient, history: History, job: str, tail: int | None, namespace: str | None) -> None:
+    if tail is not None and tail <= 0:
+        raise UsageError("--tail must be a positive number of lines")
+    ref = resolve(client, history, job, namespace)
+    masker = SecretMasker([client.token or ""])
+    for line in client.logs(ref.id, ref.namespace, follow=False, tail=tail):
+        print(masker.mask(line))
+
+
+def cancel(client: HubClient, history: History, job: str, namespace: str | None) -> Any:
+    ref = resolve(client, history, job, namespace)
+    client.cancel(ref.id, ref.namespace)
+    print(f"Cancel requested for job {ref.id}; it ends as CANCELED.")

@@ -1,0 +1,170 @@
+"""The IPython magics: parse, wire the data path, nothing else (DESIGN.md sections 2 and 7)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Dict, Float, Int, List, Unicode
+
+from hfjobs_magic.spec import DEFAULT_FLAVOR, DEFAULT_IMAGE, Defaults, job_arguments
+
+HEADLESS_ENV = "HFJOB_HEADLESS"
+
+
+def is_headless(shell: Any) -> bool:
+    """True when no frontend can answer: nbclient/nbconvert/papermill, plain IPython, or HFJOB_HEADLESS=1."""
+    if os.environ.get(HEADLESS_ENV) == "1":
+        return True
+    kernel = getattr(shell, "kernel", None)
+    return kernel is None or not getattr(kernel, "_allow_stdin", False)
+
+
+@magics_class
+class HFJobMagics(Magics):
+    """Run notebook cells on Hugging Face Jobs. Every option below is a `%config HFJobMagics.<name>` default."""
+
+    flavor = Unicode(DEFAULT_FLAVOR, help="Hardware flavor when --flavor is not given.").tag(config=True)
+    timeout = Unicode(None, allow_none=True, help="Timeout when --timeout is not given, e.g. '2h'.").tag(config=True)
+    image = Unicode(DEFAULT_IMAGE, help="Docker image (with uv) when --image is not given.").tag(config=True)
+    python = Unicode(None, allow_none=True, help="Python version for jobs, e.g. '3.12'.").tag(config=True)
+    namespace = Unicode(None, allow_none=True, help="User or org that runs the jobs (default: you).").tag(config=True)
+    push = Unicode(None, allow_none=True, help="Default push target (repo id, s3:// or gs://).").tag(config=True)
+    repo_type = Unicode(None, allow_none=True, help="Repo type of the push target.").tag(config=True)
+    secrets = List(Unicode(), help="Secret names always passed to jobs (HF_TOKEN is passed anyway).").tag(config=True)
+    env = Dict(value_trait=Unicode(), help="Environment variables always set in jobs.").tag(config=True)
+    labels = Dict(value_trait=Unicode(), help="Labels always put on jobs.").tag(config=True)
+    with_deps = List(Unicode(), help="Extra dependencies always added to job scripts.").tag(config=True)
+    sync_every = Unicode(None, allow_none=True, help="Default --sync-every period.").tag(config=True)
+    card = Bool(False, help="Write a job card to the push target by default.").tag(config=True)
+    allow_no_push = Bool(False, help="Accept jobs that push nothing (their results are lost).").tag(config=True)
+    pin = Bool(True, help="Pin inferred dependencies to this kernel's versions.").tag(config=True)
+    pass_token = Bool(True, help="Pass your HF_TOKEN to jobs as a secret.").tag(config=True)
+    auto_confirm = Bool(False, help="Submit without asking once every check passes (as --yes).").tag(config=True)
+    cancel_on_interrupt = Bool(False, help="Cancel the job when an unattended wait is interrupted.").tag(config=True)
+    max_cost_usd = Float(None, allow_none=True, help="Refuse jobs whose worst-case cost is above this.").tag(
+        config=True)
+    log_lines = Int(40, help="How many log lines the live view and the saved record keep.").tag(config=True)
+    history_file = Unicode("", help="Where the local job history lives (default: ~/.local/state).").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._client: Any = None
+
+    # -- wiring helpers (no work of their own) -----------------------------------------------
+    def defaults(self) -> Defaults:
+        """%config values, under them `[tool.hfjobs_magic]` from the notebook folder's pyproject.toml."""
+        from hfjobs_magic.spec import read_pyproject_defaults
+
+        configured = set(self.config.get("HFJobMagics", {}))
+        names = [f.name for f in fields(Defaults)]
+        values = {n: getattr(self, n) for n in names}
+        values.update({k: v for k, v in read_pyproject_defaults(Path.cwd()).items() if k not in configured})
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+        return Defaults(**{k: v for k, v in values.items() if v is not None or k in ("timeout", "sync_every")})
+
+    def client(self) -> Any:
+        """One HubClient per endpoint and token; rebuilt when either changes (e.g. after a login)."""
+        from hfjobs_magic.hub import HubClient, resolve_endpoint, resolve_token
+
+        endpoint, token = resolve_endpoint(), resolve_token()
+        if self._client is None or (self._client.endpoint, self._client.token) != (endpoint, token):
+            self._client = HubClient(endpoint, token)
+        return self._client
+
+    def runner(self) -> Any:
+        from hfjobs_magic.history import History
+        from hfjobs_magic.runner import Runner, RunSettings
+
+        settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
+                               cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
+        return Runner(self.client(), History(Path(self.history_file) if self.history_file else None), settings)
+
+    def notebook(self) -> str | None:
+        return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
+
+    # -- the cell magic --------------------------------------------------------------------------
+    @magic_arguments()
+    @job_arguments
+    @cell_magic
+    def hfjob(self, line: str, cell: str) -> None:
+        """Run this cell on Hugging Face Jobs hardware as a standalone uv script.
+
+        The cell becomes a PEP 723 script (dependencies inferred from its imports),
+        a checklist catches what would lose results or money, then the job is
+        submitted and followed: status, logs, cost and verified pushes inline.
+
+        Examples::
+
+            %%hfjob --flavor a10g-large --timeout 2h --push alice/sft-results --repo-type dataset
+            from datasets import Dataset
+            Dataset.from_dict({"text": ["a", "b"]}).push_to_hub("alice/sft-results")
+
+            %%hfjob --dry-run          # show the script and the checks, submit nothing
+            %%hfjob --yes --detach     # submit once the checks pass, return at once
+        """
+        from hfjobs_magic.checks import CheckContext, run_checks
+        from hfjobs_magic.runner import JobRequest
+        from hfjobs_magic.script import build_script
+        from hfjobs_magic.spec import build_spec, parse_args
+
+        spec = build_spec(parse_args(self.hfjob, line), self.defaults())
+        script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(), first_line=2)
+        client = self.client()
+        checks = run_checks(CheckContext(spec=spec, script=script, cell=cell, client=client,
+                                         variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd))
+        cell_hash = hashlib.sha256(cell.encode()).hexdigest()[:12]
+        self.runner().run(JobRequest(spec, script, checks, self.notebook(), cell_hash))
+
+    # -- line magics -------------------------------------------------------------------------------
+    @line_magic
+    def hfjob_ps(self, line: str) -> None:
+        """List your recent jobs: id, stage, flavor, age, and the notebook cell each came from."""
+        from hfjobs_magic.joblist import print_jobs
+
+        if line.strip():
+            raise UsageError("%hfjob_ps takes no arguments")
+        print_jobs(self.client(), self.runner().history, self.namespace)
+
+    @magic_arguments()
+    @argument("job", help="job id (or a prefix of one from this machine's history)")
+    @argument("--tail", type=int, help="only the last N lines")
+    @line_magic
+    def hfjob_logs(self, line: str) -> None:
+        """Print a job's logs, secrets masked."""
+        from hfjobs_magic.joblist import print_logs
+
+        args = parse_argstring(self.hfjob_logs, line)
+        print_logs(self.client(), self.runner().history, args.job, args.tail, self.namespace)
+
+    @magic_arguments()
+    @argument("job", help="job id (or a prefix of one from this machine's history)")
+    @line_magic
+    def hfjob_cancel(self, line: str) -> None:
+        """Cancel a running job."""
+        from hfjobs_magic.joblist import cancel
+
+        args = parse_argstring(self.hfjob_cancel, line)
+        cancel(self.client(), self.runner().history, args.job, self.namespace)
+
+    @magic_arguments()
+    @argument("job", help="job id (or a prefix of one from this machine's history)")
+    @line_magic
+    def hfjob_attach(self, line: str) -> None:
+        """Show the live view of a running or finished job again (e.g. after a kernel restart)."""
+        args = parse_argstring(self.hfjob_attach, line)
+        self.runner().attach(args.job, self.namespace)
+
+
+def register(ipython: Any) -> None:
+    """Register the magics and flag completion on a shell."""
+    from hfjobs_magic.completion import install_completer
+
+    ipython.register_magics(HFJobMagics)
+    install_completer(ipython)

@@ -1,0 +1,374 @@
+"""The Hub half of the sandbox: repos, commits, files, as huggingface_hub 2.4 calls them.
+
+Every endpoint is a few lines: find the target repo and revision, check who
+may see or change it, hand the work to the `RepoStore`, shape the answer with
+`hub_shapes`. Errors carry the `X-Error-Code` the Hub sets, because that header
+is what `hf_raise_for_status` turns into RepositoryNotFoundError,
+RevisionNotFoundError or RemoteEntryNotFoundError. The LFS and Xet routes
+live in `hub_lfs`, the JSON shapes in `hub_shapes`.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from urllib.parse import parse_qs
+
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from hfjobs_magic.sandbox import hub_lfs
+from hfjobs_magic.sandbox import hub_shapes as shapes
+from hfjobs_magic.sandbox.accounts import Identity, caller, require_caller, require_writer
+from hfjobs_magic.sandbox.hub_access import (
+    KINDS,
+    Target,
+    api_target,
+    commit_at,
+    flag,
+    hub_error,
+    json_body,
+    readable,
+    repo_url,
+    resolve_target,
+    store,
+    writable,
+)
+from hfjobs_magic.sandbox.repos import (
+    BRANCH_ALIASES,
+    MAIN,
+    REPO_TYPES,
+    BadPath,
+    Commit,
+    EntryMissing,
+    MissingObject,
+    ParentMismatch,
+    Repo,
+    RepoExists,
+    check_path,
+    lfs_tracked,
+)
+
+TREE_PAGE, TREE_PAGE_EXPANDED, COMMITS_PAGE, LIST_PAGE, MAX_PAGE = 1000, 50, 50, 100, 1000
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise HTTPException(400, f"Query parameter '{name}' must be a non-negative integer")
+    return min(int(raw), maximum) if maximum else int(raw)
+
+
+def page_of(request: Request, items: list, default_limit: int, *, by_page: bool) -> tuple[list, dict[str, str]]:
+    """One page and its headers: `Link: <next>; rel="next"`, which the client's `_paginate_pages` follows.
+
+    Commits page by number (`p`), like the Hub; trees and repo lists by an offset `cursor`.
+    """
+    limit = max(_int_param(request, "limit", default_limit, MAX_PAGE), 1)
+    start = _int_param(request, "p", 0) * limit if by_page else _int_param(request, "cursor", 0)
+    headers = {}
+    if start + limit < len(items):
+        following = {"p": start // limit + 1} if by_page else {"cursor": start + limit}
+        headers["Link"] = f'<{request.url.include_query_params(**following)}>; rel="next"'
+    return items[start : start + limit], headers
+
+
+# -- endpoints: account and repos ---------------------------------------------------------------
+
+
+async def whoami(request: Request) -> JSONResponse:
+    identity = require_caller(request)
+    return JSONResponse(request.app.state.sandbox.accounts.whoami(identity))
+
+
+def _new_repo_id(body: dict, identity: Identity) -> tuple[str, str]:
+    """(repo_type, repo_id) from a create/delete body: name + organization, or name "ns/name"."""
+    name, org = body.get("name"), body.get("organization")
+    if isinstance(name, str) and "/" in name and not org:
+        org, name = name.split("/", 1)
+    repo_type = body.get("type") or "model"
+    if repo_type not in REPO_TYPES:
+        raise HTTPException(400, f"Invalid repo type '{repo_type}': use one of {', '.join(REPO_TYPES)}")
+    repo_id = f"{org or identity.name}/{name}"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise HTTPException(400, f"Invalid repo name: {err}") from err
+    return repo_type, repo_id
+
+
+async def create_repo(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    repo_type, repo_id = _new_repo_id(body, require_caller(request))
+    identity = require_writer(request, repo_id.split("/")[0])
+    private = flag(body.get("private")) or body.get("visibility") == "private"
+    extra = {"sdk": body["sdk"]} if repo_type == "space" and body.get("sdk") else {}
+    url = repo_url(request, repo_type, repo_id)
+    try:
+        store(request).create(repo_type, repo_id, author=identity.name, private=private, **extra)
+    except RepoExists as err:
+        return JSONResponse({"error": str(err), "url": url}, status_code=409, headers={"X-Error-Message": str(err)})
+    return JSONResponse({"url": url, "name": repo_id, "id": repo_id})
+
+
+async def delete_repo(request: Request) -> Response:
+    body = await json_body(request)
+    repo_type, repo_id = _new_repo_id(body, require_caller(request))
+    repo = writable(request, Target(repo_type, repo_id))
+    store(request).delete(repo.repo_type, repo.repo_id)
+    return Response(status_code=200)
+
+
+async def repo_settings(request: Request) -> JSONResponse:
+    repo = writable(request, api_target(request))
+    body = await json_body(request)
+    if "visibility" in body or "private" in body:
+        private = body.get("visibility") == "private" if "visibility" in body else flag(body["private"])
+        store(request).set_private(repo, private)
+    return JSONResponse({"private": repo.private})
+
+
+async def repo_info(request: Request) -> JSONResponse:
+    target = api_target(request, whole_rev="revision" in request.path_params)
+    repo, commit = readable(request, target)
+    expand = request.query_params.getlist("expand") or request.query_params.getlist("expand[]")
+    blobs = flag(request.query_params.get("blobs"))
+    return JSONResponse(shapes.repo_info(repo, commit, blobs=blobs, expand=expand))
+
+
+async def list_repos(request: Request) -> JSONResponse:
+    """`list_models` / `list_datasets` / `list_spaces`: the repos the caller can see, newest first."""
+    kind = request.path_params["kind"]
+    if kind not in KINDS:
+        raise HTTPException(404)  # the app names the unknown route
+    identity, query = caller(request), request.query_params
+    author, search = query.get("author"), (query.get("search") or "").lower()
+    repos = [
+        repo
+        for repo in store(request).all()
+        if repo.repo_type == KINDS[kind]
+        and (author is None or repo.namespace == author)
+        and search in repo.repo_id.lower()
+        and (not repo.private or (identity is not None and identity.member_of(repo.namespace)))
+    ]
+    repos.sort(key=lambda repo: repo.head.date, reverse=True)
+    full, expand = flag(query.get("full")), query.getlist("expand") or query.getlist("expand[]")
+    items = [shapes.repo_info(r, r.head, expand=expand) for r in repos]
+    if not full and not expand:
+        items = [{k: v for k, v in item.items() if k not in ("siblings", "cardData")} for item in items]
+    page, headers = page_of(request, items, LIST_PAGE, by_page=False)
+    return JSONResponse(page, headers=headers)
+
+
+async def auth_check(request: Request) -> Response:
+    """200 when the caller may read (or, with `/write`, write) the repo; 404 or 403 otherwise."""
+    target = api_target(request)
+    if request.url.path.endswith("/write"):
+        writable(request, target)
+    else:
+        readable(request, target)
+    return JSONResponse({"ok": True})
+
+
+async def list_refs(request: Request) -> JSONResponse:
+    repo, commit = readable(request, api_target(request))
+    main = {"name": MAIN, "ref": f"refs/heads/{MAIN}", "targetCommit": commit.oid}
+    return JSONResponse({"branches": [main], "converts": [], "tags": [], "pullRequests": []})
+
+
+async def validate_yaml(request: Request) -> JSONResponse:
+    content = (await json_body(request)).get("content")
+    if not isinstance(content, str):
+        raise HTTPException(400, "Expected a JSON body with a string 'content'")
+    try:
+        shapes.front_matter(content)
+    except ValueError as err:
+        error = {"message": str(err)}
+        return JSONResponse({"error": str(err), "errors": [error], "warnings": []}, status_code=400)
+    return JSONResponse({"errors": [], "warnings": []})
+
+
+# -- endpoints: uploads and commits -------------------------------------------------------------
+
+
+def _checked_path(path: object) -> str:
+    try:
+        return check_path(path)  # type: ignore[arg-type]
+    except BadPath as err:
+        raise HTTPException(400, str(err)) from err
+
+
+LFS_CLIENTS = ("datasets/",)  # user-agent prefixes of clients that need LFS (see hub_lfs)
+
+
+def _upload_mode(request: Request, repo: Repo, commit: Commit, path: str) -> str:
+    """Regular (contents inline) for everyone but `datasets`, which gets LFS where `.gitattributes` says.
+
+    Regular keeps clients off Xet, which the sandbox does not speak; `datasets` deletes each parquet
+    shard right after its preupload, so only an LFS upload at that moment keeps it (see hub_lfs).
+    """
+    attributes = commit.tree.get(".gitattributes")
+    if attributes is None or not request.headers.get("user-agent", "").startswith(LFS_CLIENTS):
+        return "regular"
+    return "lfs" if lfs_tracked(repo.read(attributes), path) else "regular"
+
+
+async def preupload(request: Request) -> JSONResponse:
+    target = api_target(request)
+    repo = writable(request, target)
+    commit = commit_at(repo, target.rev)
+    files = (await json_body(request)).get("files")
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise HTTPException(400, "Expected a JSON body with a list 'files' of objects")
+    limit = request.app.state.sandbox.limits.max_file_bytes
+    answer = []
+    for item in files:
+        path, size = _checked_path(item.get("path")), item.get("size")
+        if isinstance(size, int) and size > limit:
+            raise HTTPException(413, str(shapes.too_large(path, size, limit)))
+        mode, remote = _upload_mode(request, repo, commit, path), commit.tree.get(path)
+        oid = remote and (remote.sha256 if mode == "lfs" else remote.oid)
+        answer.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+    return JSONResponse({"files": answer, "commitOid": commit.oid})
+
+
+def _commit_branch(repo: Repo, target: Target, request: Request) -> None:
+    """The sandbox commits to `main` only, and opens no pull requests."""
+    if flag(request.query_params.get("create_pr")):
+        raise HTTPException(400, "Pull requests are not supported by the sandbox: commit to 'main' instead")
+    if target.rev not in BRANCH_ALIASES:
+        commit_at(repo, target.rev)
+        raise HTTPException(400, f"The sandbox only commits to the '{MAIN}' branch, not to '{target.rev}'")
+
+
+async def create_commit(request: Request) -> JSONResponse:
+    target = api_target(request)
+    repo = writable(request, target)
+    _commit_branch(repo, target, request)
+    identity = require_caller(request)
+    try:
+        parsed = shapes.parse_commit(await request.body(), request.app.state.sandbox.limits.max_file_bytes)
+        commit = await run_in_threadpool(
+            repo.commit,
+            parsed.operations,
+            title=parsed.summary,
+            message=parsed.description,
+            author=identity.name,
+            parent=parsed.parent,
+        )
+    except shapes.BadBody as err:
+        raise HTTPException(err.status, str(err)) from err
+    except BadPath as err:
+        raise HTTPException(400, str(err)) from err
+    except EntryMissing as err:
+        raise hub_error(404, str(err), "EntryNotFound") from err
+    except MissingObject as err:
+        raise HTTPException(422, str(err)) from err
+    except ParentMismatch as err:
+        raise HTTPException(412, str(err)) from err
+    url = f"{repo_url(request, repo.repo_type, repo.repo_id)}/commit/{commit.oid}"
+    return JSONResponse(
+        {
+            "success": True,
+            "commitOid": commit.oid,
+            "commitUrl": url,
+            "commitMessage": commit.title,
+            "hookOutput": "",
+            "pullRequestUrl": None,
+        }
+    )
+
+
+# -- endpoints: reading history, trees and files --------------------------------------------------
+
+
+async def list_commits(request: Request) -> JSONResponse:
+    repo, commit = readable(request, api_target(request, whole_rev=True))
+    formatted = "formatted" in request.query_params.getlist("expand[]")
+    items = [shapes.commit_entry(c, formatted) for c in repo.history(commit)]
+    page, headers = page_of(request, items, COMMITS_PAGE, by_page=True)
+    return JSONResponse(page, headers=headers)
+
+
+async def list_tree(request: Request) -> JSONResponse:
+    target = api_target(request)
+    repo, commit = readable(request, target)
+    entries = shapes.tree_listing(commit.tree, target.path.strip("/"), flag(request.query_params.get("recursive")))
+    if entries is None:
+        raise hub_error(404, f"Entry not found: '{target.path}' is no folder", "EntryNotFound")
+    expand = flag(request.query_params.get("expand"))
+    page, headers = page_of(request, entries, TREE_PAGE_EXPANDED if expand else TREE_PAGE, by_page=False)
+    return JSONResponse(shapes.add_last_commits(repo, commit, page) if expand else page, headers=headers)
+
+
+async def _paths_request(request: Request) -> tuple[list[str], bool]:
+    """`paths-info` takes form data (`paths=a&paths=b&expand=True`) from the client, JSON from others."""
+    raw = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = json.loads(raw or b"{}")
+        paths, expand = body.get("paths", []), body.get("expand", False)
+    else:
+        form = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
+        paths, expand = form.get("paths", []), (form.get("expand") or ["false"])[0]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise HTTPException(400, "'paths' must be a list of strings")
+    return paths, flag(expand)
+
+
+async def paths_info(request: Request) -> JSONResponse:
+    repo, commit = readable(request, api_target(request, whole_rev=True))
+    try:
+        paths, expand = await _paths_request(request)
+    except ValueError as err:
+        raise HTTPException(400, f"Malformed body: {err}") from err
+    entries = [e for p in dict.fromkeys(paths) if (e := shapes.path_entry(commit.tree, p)) is not None]
+    return JSONResponse(shapes.add_last_commits(repo, commit, entries) if expand else entries)
+
+
+async def resolve_file(request: Request) -> Response:
+    """A file's bytes (GET, with Range) or just its headers (HEAD): X-Repo-Commit, quoted ETag, size."""
+    target = resolve_target(request)
+    repo, commit = readable(request, target)
+    blob = commit.tree.get(target.path)
+    if blob is None:
+        raise hub_error(404, "Entry not found", "EntryNotFound", **{"X-Repo-Commit": commit.oid})
+    headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{blob.sha256 if blob.lfs else blob.oid}"'}
+    if blob.lfs:  # the Hub would redirect to its CDN and name the linked object in these two headers
+        headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)})
+    media_type = mimetypes.guess_type(target.path)[0] or "application/octet-stream"
+    return FileResponse(repo.content_path(blob), headers=headers, media_type=media_type)
+
+
+_API = "/api/{kind}/{ns}/{name}"
+
+ROUTES: list[Route] = [
+    Route("/api/whoami-v2", whoami, methods=["GET"]),
+    Route("/api/repos/create", create_repo, methods=["POST"]),
+    Route("/api/repos/delete", delete_repo, methods=["DELETE"]),
+    Route("/api/validate-yaml", validate_yaml, methods=["POST"]),
+    Route("/api/{kind}", list_repos, methods=["GET"]),
+    Route(_API, repo_info, methods=["GET"]),
+    Route(_API + "/revision/{revision:path}", repo_info, methods=["GET"]),
+    Route(_API + "/settings", repo_settings, methods=["PUT"]),
+    Route(_API + "/refs", list_refs, methods=["GET"]),
+    Route(_API + "/auth-check", auth_check, methods=["GET"]),
+    Route(_API + "/auth-check/write", auth_check, methods=["GET"]),
+    Route(_API + "/preupload/{rev:path}", preupload, methods=["POST"]),
+    Route(_API + "/commit/{rev:path}", create_commit, methods=["POST"]),
+    Route(_API + "/commits/{rev:path}", list_commits, methods=["GET"]),
+    Route(_API + "/tree/{rest:path}", list_tree, methods=["GET"]),
+    Route(_API + "/paths-info/{rev:path}", paths_info, methods=["POST"]),
+    Route("/{kind}/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
+    Route("/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
+    *hub_lfs.ROUTES,
+]

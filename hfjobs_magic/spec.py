@@ -1,0 +1,397 @@
+"""`%%hfjob` flags -> a validated, pure `JobSpec` (DESIGN.md section 2, first arrow).
+
+The flags are declared once, in `job_arguments`, and shared by the cell magic and by
+`parse_line` (for code outside a kernel: the CLI, tests). Every flag defaults to None so
+that `build_spec` is the one place where a flag falls back to its configured default,
+and the one post-parse step that checks rules across flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import keyword
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments
+from IPython.utils.process import arg_split
+
+DEFAULT_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
+DEFAULT_FLAVOR = "cpu-basic"
+TOKEN_SECRET = "HF_TOKEN"
+REPO_TYPES = ("model", "dataset", "space")
+PUSH_SCHEMES = ("s3", "gs")
+HELP_HINT = "see %%hfjob? for every flag"
+
+_DURATION = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)[smhd]$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PYTHON_VERSION = re.compile(r"^3\.\d+(\.\d+)?$")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# In source order; `job_arguments` registers them so that `%%hfjob?` lists them this way.
+_DECLARATIONS: list[Any] = [
+    argument_group("hardware and environment"),
+    argument("--flavor", help="hardware to run on, e.g. cpu-basic, t4-small, a10g-large (default: cpu-basic)"),
+    argument("--timeout", metavar="DURATION",
+             help="stop the job after this long: seconds or a number with s/m/h/d, e.g. 90m, 1.5h "
+                  "(the server default is 30m)"),
+    argument("--image", help=f"Docker image with uv in it (default: {DEFAULT_IMAGE})"),
+    argument("--python", metavar="VERSION", help="Python version for the job, e.g. 3.11 (default: 3.10 or newer)"),
+    argument("--namespace", help="user or org that runs (and pays for) the job (default: you)"),
+    argument("--name", help="a name for the job, shown in the jobs list"),
+    argument("--label", action="append", metavar="K=V", help="a label on the job; repeatable"),
+    argument("--secrets", action="append", metavar="NAME[=VALUE]",
+             help="a secret for the job, from your environment or given; repeatable (HF_TOKEN is passed unless "
+                  "--no-token)"),
+    argument("--env", action="append", metavar="K=V",
+             help="an environment variable for the job (not secret); repeatable"),
+    argument("--no-token", action="store_true", default=None, help="do not pass your HF_TOKEN to the job"),
+    argument_group("script"),
+    argument("--with", dest="with_deps", action="append", metavar="DEP",
+             help="an extra dependency (pip requirement), wins over the inferred one; repeatable"),
+    argument("--vars", metavar="NAMES",
+             help="notebook variables to send to the job, e.g. --vars lr,epochs (plain literal values only)"),
+    argument("--no-pin", action="store_true", default=None,
+             help="do not pin inferred dependencies to this kernel's versions"),
+    argument_group("results"),
+    argument("--push", metavar="TARGET",
+             help="where results go: a Hub repo id (user/name), s3://bucket/prefix or gs://bucket/prefix"),
+    argument("--repo-type", choices=REPO_TYPES, help="type of the Hub repo given to --push (default: model)"),
+    argument("--outputs", metavar="DIR", help="a folder in the job whose files are pushed to --push"),
+    argument("--sync-every", metavar="DURATION", help="also push --outputs this often while the job runs, e.g. 10m"),
+    argument("--card", action="store_true", default=None, help="write a card describing the job to the --push repo"),
+    argument("--allow-no-push", action="store_true", default=None,
+             help="accept that nothing is pushed: the results are lost when the job ends"),
+    argument_group("submission"),
+    argument("--yes", action="store_true", default=None, help="submit as soon as every check passes, no click"),
+    argument("--detach", action="store_true", default=None, help="return right after submission; do not follow"),
+    argument("--dry-run", action="store_true", default=None, help="show the script and the checks; submit nothing"),
+]
+
+
+def job_arguments(func: F) -> F:
+    """Decorate a magic with every `%%hfjob` flag; put `@magic_arguments()` above it."""
+    for declaration in reversed(_DECLARATIONS):
+        declaration(func)
+    return func
+
+
+@magic_arguments("hfjob")
+@job_arguments
+def _hfjob(line: str = "") -> None:
+    """Run this cell as a uv script on Hugging Face Jobs hardware."""
+
+
+def known_flags() -> list[str]:
+    """Every option `%%hfjob` accepts, in declaration order (for did-you-mean and docs)."""
+    return [d.args[0] for d in _DECLARATIONS if isinstance(d, argument)]
+
+
+def parse_line(line: str) -> argparse.Namespace:
+    """Parse a `%%hfjob` line outside a kernel, with the magic's own declarations."""
+    return parse_args(_hfjob, line)
+
+
+def parse_args(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
+    """Parse `line` with the parser `@magic_arguments()` built on `magic_func`.
+
+    The line is split like a shell command line (quotes group, then disappear), and
+    every argparse complaint becomes a `UsageError` that says what to type instead.
+    """
+    try:
+        argv = arg_split(line, posix=True, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"cannot split the %%hfjob line: {exc}; close the quote") from None
+    try:
+        ns, extras = magic_func.parser.parse_known_args(argv)
+    except UsageError as exc:
+        raise UsageError(_rephrase(str(exc))) from None
+    if extras:
+        raise UsageError(_unknown_message(extras))
+    return ns
+
+
+def _rephrase(message: str) -> str:
+    """Add a did-you-mean to argparse's invalid-choice message, and a pointer to help."""
+    found = re.search(r"invalid choice: '([^']*)'", message)
+    if found and (close := difflib.get_close_matches(found.group(1), REPO_TYPES, n=1)):
+        message += f"; did you mean {close[0]}?"
+    return f"{message} ({HELP_HINT})"
+
+
+def _unknown_message(extras: list[str]) -> str:
+    """Name the first unknown token and the flag it most likely meant."""
+    token = extras[0]
+    if not token.startswith("-"):
+        return f"unexpected value {token!r}: every value needs its flag, e.g. --flavor a10g-large ({HELP_HINT})"
+    name = token.split("=", 1)[0]
+    close = difflib.get_close_matches(name, known_flags(), n=1)
+    hint = f"did you mean {close[0]}?" if close else HELP_HINT
+    return f"unknown flag {name}: {hint}"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a flag falls back to: `%config HFJobMagics.<name>` or `[tool.hfjobs_magic]`."""
+
+    flavor: str = DEFAULT_FLAVOR
+    timeout: str | int | None = None
+    image: str = DEFAULT_IMAGE
+    python: str | None = None
+    namespace: str | None = None
+    push: str | None = None
+    repo_type: str | None = None
+    secrets: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    with_deps: tuple[str, ...] = ()
+    sync_every: str | int | None = None
+    card: bool = False
+    allow_no_push: bool = False
+    pin: bool = True
+    pass_token: bool = True
+    auto_confirm: bool = False
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the rest of the path needs to know about one job, resolved and checked."""
+
+    flavor: str = DEFAULT_FLAVOR
+    timeout: str | None = None
+    timeout_seconds: int | None = None
+    push: str | None = None
+    repo_type: str | None = None
+    secrets: dict[str, str | None] = field(default_factory=lambda: {TOKEN_SECRET: None}, repr=False)
+    env: dict[str, str] = field(default_factory=dict)
+    with_deps: tuple[str, ...] = ()
+    python: str | None = None
+    image: str = DEFAULT_IMAGE
+    namespace: str | None = None
+    name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    vars: tuple[str, ...] = ()
+    outputs: str | None = None
+    sync_every_seconds: int | None = None
+    card: bool = False
+    allow_no_push: bool = False
+    pin: bool = True
+    yes: bool = False
+    detach: bool = False
+    dry_run: bool = False
+
+    @property
+    def push_kind(self) -> str | None:
+        """"hub", "s3", "gs", or None when nothing is pushed."""
+        if self.push is None:
+            return None
+        scheme = self.push.split("://", 1)[0]
+        return scheme if "://" in self.push else "hub"
+
+    @property
+    def passes_token(self) -> bool:
+        return TOKEN_SECRET in self.secrets
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The names only: values never leave the spec (its repr hides them too)."""
+        return tuple(self.secrets)
+
+
+def parse_timeout(value: str | int | float, *, flag: str = "--timeout") -> int:
+    """Seconds from `300`, "300", "90s", "5m", "1.5h" or "2d", as huggingface_hub computes them."""
+    if isinstance(value, bool):
+        raise UsageError(_duration_error(flag, value))
+    if isinstance(value, (int, float)) or re.fullmatch(r"-?\d+", value):
+        seconds = int(value)
+    elif _DURATION.match(value):
+        seconds = int(float(value[:-1]) * _UNIT_SECONDS[value[-1]])
+    else:
+        raise UsageError(_duration_error(flag, value))
+    if seconds <= 0:
+        raise UsageError(f"{flag} {value!r} must be at least one second, e.g. {flag} 30m")
+    return seconds
+
+
+def _duration_error(flag: str, value: object) -> str:
+    return f"{flag} {value!r}: expected seconds or a number with s/m/h/d, e.g. 90m or 1.5h"
+
+
+def build_spec(ns: argparse.Namespace, defaults: Defaults | None = None) -> JobSpec:
+    """Resolve parsed flags against the defaults (flag wins) and check rules across flags."""
+    d = defaults or Defaults()
+    pick = _picker(ns, d)
+    timeout = pick("timeout")
+    push = pick("push")
+    sync_every = pick("sync_every") if ns.outputs else ns.sync_every  # a default applies only with --outputs
+    spec = JobSpec(
+        flavor=pick("flavor") or DEFAULT_FLAVOR,
+        timeout=None if timeout is None else str(timeout),
+        timeout_seconds=None if timeout is None else parse_timeout(timeout),
+        push=push,
+        repo_type=pick("repo_type") or ("model" if push and "://" not in push else None),
+        secrets=_secrets(d.secrets, ns.secrets, pass_token=not _flag(ns.no_token, not d.pass_token)),
+        env=_pairs("--env", d.env, ns.env),
+        with_deps=_dedupe((*d.with_deps, *(ns.with_deps or ()))),
+        python=pick("python"),
+        image=pick("image") or DEFAULT_IMAGE,
+        namespace=pick("namespace"),
+        name=ns.name,
+        labels=_pairs("--label", d.labels, ns.label),
+        vars=_var_names(ns.vars),
+        outputs=ns.outputs,
+        sync_every_seconds=None if sync_every is None else parse_timeout(sync_every, flag="--sync-every"),
+        card=bool(ns.card) if not push else _flag(ns.card, d.card),
+        allow_no_push=_flag(ns.allow_no_push, d.allow_no_push),
+        pin=not _flag(ns.no_pin, not d.pin),
+        yes=_flag(ns.yes, d.auto_confirm),
+        detach=bool(ns.detach),
+        dry_run=bool(ns.dry_run),
+    )
+    _check_rules(spec, ns)
+    return spec
+
+
+def _picker(ns: argparse.Namespace, defaults: Defaults) -> Callable[[str], Any]:
+    """The one fallback: the flag when given, else the configured default."""
+
+    def pick(name: str) -> Any:
+        value = getattr(ns, name, None)
+        return value if value is not None else getattr(defaults, name)
+
+    return pick
+
+
+def _flag(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
+
+
+def _dedupe(items: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _split_pair(flag: str, item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        example = "LEARNING_RATE=3e-4" if flag == "--env" else "team=nlp"
+        raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
+    return key.strip(), value
+
+
+def _pairs(flag: str, defaults: Mapping[str, str], items: list[str] | None) -> dict[str, str]:
+    """KEY=VALUE flags over their defaults, entry by entry (a flag wins for its key)."""
+    pairs = dict(defaults)
+    for item in items or ():
+        key, value = _split_pair(flag, item)
+        if flag == "--env" and not _ENV_NAME.match(key):
+            raise UsageError(f"--env {item!r}: {key!r} is not a valid variable name (letters, digits, _)")
+        pairs[key] = value
+    return pairs
+
+
+def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: bool) -> dict[str, str | None]:
+    """NAME -> literal value, or None for "read it from the local environment"."""
+    secrets: dict[str, str | None] = {TOKEN_SECRET: None} if pass_token else {}
+    for item in (*defaults, *(items or ())):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not _ENV_NAME.match(name):
+            raise UsageError(f"--secrets {item!r}: expected NAME or NAME=VALUE, e.g. --secrets WANDB_API_KEY")
+        if name == TOKEN_SECRET and not pass_token:
+            raise UsageError("--secrets HF_TOKEN conflicts with --no-token: keep one of them")
+        secrets[name] = value if sep else None
+    return secrets
+
+
+def _var_names(value: str | None) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
+    for name in names:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"--vars {value!r}: {name!r} is not a Python variable name; e.g. --vars lr,epochs")
+    return _dedupe(names)
+
+
+def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
+    """The rules that involve more than one flag, or a value argparse cannot check."""
+    if spec.push and "://" in spec.push and spec.push_kind not in PUSH_SCHEMES:
+        raise UsageError(f"--push {spec.push!r}: expected a Hub repo id (user/name), s3://bucket/prefix or gs://bucket/prefix")
+    if spec.outputs and not spec.push:
+        raise UsageError("--outputs needs a place to push them: add --push user/repo (or s3://..., gs://...)")
+    if spec.sync_every_seconds and not spec.outputs:
+        raise UsageError("--sync-every pushes the --outputs folder: add --outputs DIR")
+    if spec.card and not spec.push:
+        raise UsageError("--card writes a card to the push target: add --push user/repo")
+    if spec.detach and spec.dry_run:
+        raise UsageError("--detach and --dry-run conflict: a dry run submits nothing to detach from")
+    if spec.python and not _PYTHON_VERSION.match(spec.python):
+        raise UsageError(f"--python {spec.python!r}: expected a version like 3.11 or 3.12.4")
+    if spec.name and "name" in spec.labels:
+        raise UsageError("--name and --label name=... both name the job: keep one of them")
+    if ns.name is not None and not ns.name.strip():
+        raise UsageError("--name is empty: give the job a name or drop the flag")
+
+
+def read_pyproject_defaults(folder: Path | str) -> dict[str, Any]:
+    """`[tool.hfjobs_magic]` of `folder/pyproject.toml` as `Defaults` keyword arguments ({} if none).
+
+    Keys may use dashes or underscores (`repo-type`, `repo_type`); `with` means `with_deps`.
+    """
+    path = Path(folder) / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        table = load_toml(path.read_text(encoding="utf-8")).get("tool", {}).get("hfjobs_magic", {})
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [tool.hfjobs_magic] must be a table")
+    return {name: _default_value(path, name, value) for name, value in _normalized(path, table).items()}
+
+
+def _normalized(path: Path, table: dict[str, Any]) -> dict[str, Any]:
+    known = [f.name for f in fields(Defaults)]
+    result = {}
+    for key, value in table.items():
+        name = "with_deps" if key == "with" else key.replace("-", "_")
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
+            raise UsageError(f"{path}: unknown key {key!r} in [tool.hfjobs_magic]; {hint}")
+        result[name] = value
+    return result
+
+
+def _default_value(path: Path, name: str, value: Any) -> Any:
+    """Check a pyproject value's type against the `Defaults` field it sets."""
+    default = getattr(Defaults(), name)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    elif isinstance(default, Mapping):
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    elif name in ("timeout", "sync_every"):
+        ok = isinstance(value, (str, int)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise UsageError(f"{path}: [tool.hfjobs_magic] {name} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def load_toml(text: str) -> dict[str, Any]:
+    """tomllib on 3.11+, tomli before; raises ValueError on bad TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    return tomllib.loads(text)
