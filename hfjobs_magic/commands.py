@@ -12,7 +12,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from hfjobs_magic import notebook as nbio
-from hfjobs_magic.checks import FAIL, SKIP, CheckContext, CheckResult, run_checks
+from hfjobs_magic.checks import FAIL, CheckResult, context_for, run_checks
 from hfjobs_magic.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
 
 
@@ -36,20 +36,17 @@ def cell_spec(path: Path, cell: nbio.JobCell) -> JobSpec:
 
 
 def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]:
-    """The checklist of one cell without a kernel: `variables` cannot be known, so it is skipped."""
-    from hfjobs_magic.script import build_script
+    """The checklist of one cell without a kernel: `variables` cannot be known, so it is skipped.
 
+    A cell that cannot become a script still gets every check (the script check says why).
+    """
     try:
         spec = cell_spec(path, cell)
-        script = build_script(cell.body, spec, variables=None, notebook=str(path))
     except UsageError as err:
-        return [CheckResult("script", FAIL, f"the %%hfjob line or cell is invalid: {err}",
+        return [CheckResult("script", FAIL, f"the %%hfjob line is invalid: {err}",
                             "Fix the flags (see %%hfjob? for every flag).")]
-    results = run_checks(CheckContext(spec=spec, script=script, cell=cell.body, client=client,
-                                      variables=None, notebook_dir=path.parent))
-    if not any(r.id == "variables" for r in results):
-        results.append(CheckResult("variables", SKIP, "needs a running kernel; checked when the cell runs"))
-    return results
+    ctx = context_for(cell.body, spec, client=client, variables=None, notebook=str(path), notebook_dir=path.parent)
+    return run_checks(ctx)
 
 
 def check_notebooks(paths: list[str], as_json: bool) -> int:
@@ -102,7 +99,7 @@ def run_notebook(name: str, *, sandbox: bool, yes: bool, output: str | None) -> 
 
     with Sandbox() as sb:
         print(f"[hfjob] sandbox at {sb.endpoint} (user {sb.user}); nothing leaves this machine", flush=True)
-        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token,
+        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token, "HF_HUB_DISABLE_XET": "1",
                 "HFJOB_HISTORY": str(sb.data_dir / "history.jsonl")}
         return _execute(path, out, env)
 

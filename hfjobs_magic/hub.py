@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 SUBMIT_LABEL = "hfjob-submit"
 LABEL_TOOL = "hfjobs-magic"  # every job we start carries it, so %hfjob_ps can find them
 SCRIPT_ENV = "HFJOB_SCRIPT"
-SCRIPT_PATH = ".hfjob/cell.py"
+SCRIPT_PATH = "${TMPDIR:-/tmp}/hfjob_cell.py"  # outside the working dir: not a result of the job
 # The script travels inline in the job's environment and is written to a file by the job's shell.
 JOB_COMMAND = [
     "sh",
     "-c",
-    f'mkdir -p .hfjob && printf "%s\\n" "${SCRIPT_ENV}" > {SCRIPT_PATH} && exec uv run {SCRIPT_PATH}',
+    f'printf "%s\\n" "${SCRIPT_ENV}" > "{SCRIPT_PATH}" && exec uv run "{SCRIPT_PATH}"',
 ]
 SUBMIT_ATTEMPTS = 4
 

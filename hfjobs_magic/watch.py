@@ -50,6 +50,7 @@ class LogReader(threading.Thread):
         self.client, self.job_id, self.namespace = client, job_id, namespace
         self.out, self.stop_event, self.follow = out, stop, follow
         self.received = 0
+        self.last_line: str | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -57,7 +58,9 @@ class LogReader(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 try:
-                    self._read_once()
+                    self._read_once(follow=self.follow)
+                    if self.follow and not self.stop_event.is_set():
+                        self._catch_up()
                     return
                 except Exception as err:
                     if not is_transient(err) or self.stop_event.wait(delay):
@@ -67,16 +70,26 @@ class LogReader(threading.Thread):
         finally:
             self.out.put(_END)
 
-    def _read_once(self) -> None:
+    def _read_once(self, follow: bool) -> None:
         """One pass over the stream; a restarted pass replays from the start, so skip what we have."""
         skip = self.received
-        for index, line in enumerate(self.client.logs(self.job_id, self.namespace, follow=self.follow)):
+        for index, line in enumerate(self.client.logs(self.job_id, self.namespace, follow=follow)):
             if self.stop_event.is_set():
                 return
             if index < skip:
                 continue
             self.received += 1
+            self.last_line = line
             self.out.put(line)
+
+    def _catch_up(self) -> None:
+        """The client ends a cleanly closed stream once the job is final, even when it closed early.
+
+        One cheap look at the last line tells whether we have everything; if not, replay the rest.
+        """
+        last = list(self.client.logs(self.job_id, self.namespace, follow=False, tail=1))
+        if last and last[-1] != self.last_line:
+            self._read_once(follow=False)
 
 
 class JobWatch:

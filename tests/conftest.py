@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -10,10 +12,12 @@ import pytest
 
 # Keep the developer's own Hugging Face login and cache out of every test.
 _HF_HOME = tempfile.mkdtemp(prefix="hfjob-tests-hfhome-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ["HF_HOME"] = _HF_HOME
 os.environ.pop("HF_TOKEN", None)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
+os.environ["HF_HUB_DISABLE_XET"] = "1"  # the sandbox has no Xet storage
 
 from hfjobs_magic.sandbox import Sandbox  # noqa: E402
 

@@ -1,0 +1,138 @@
+"""`%%hfjob` end to end: notebooks executed by nbclient in a real kernel against a real sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from huggingface_hub import HfApi
+
+from hfjobs_magic.sandbox import Sandbox
+from tests.nbrun import execute, final_record, records, sandbox_env, text_of
+
+LOAD = "%load_ext hfjobs_magic"
+QUIET = "--allow-no-push --timeout 5m --yes"
+
+
+def test_job_output_and_completed_record(sandbox, tmp_path):
+    cell = f"%%hfjob {QUIET}\nimport sys\nprint('hello from the job', sys.version_info[0])"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    out = text_of(nb.cells[1])
+    assert "hello from the job 3" in out
+    record = final_record(nb.cells[1])
+    assert record["stage"] == "COMPLETED"
+    assert record["namespace"] == sandbox.user and record["flavor"] == "cpu-basic"
+    assert any("hello from the job" in line for line in record["log_tail"])
+    assert {"id", "url", "created_at", "finished_at", "push", "log_tail"} <= set(record)
+    history = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert sum(record["id"] in line for line in history) == 1
+
+
+def test_failing_job_raises_with_its_traceback(sandbox, tmp_path):
+    cell = f"%%hfjob {QUIET}\nprint('about to fail')\nraise ValueError('boom in the job')"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "HfJobFailed"
+    assert "ValueError: boom in the job" in err.evalue
+    assert final_record(nb.cells[1])["stage"] == "ERROR"
+
+
+def test_dry_run_shows_the_script_and_submits_nothing(sandbox, tmp_path):
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    before = len(list(api.list_jobs(namespace=sandbox.user)))
+    cell = "%%hfjob --dry-run --allow-no-push\nimport json\nprint(json.dumps({'a': 1}))"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    out = text_of(nb.cells[1])
+    assert "# /// script" in out and "print(json.dumps({'a': 1}))" in out
+    assert not records(nb.cells[1])
+    assert len(list(api.list_jobs(namespace=sandbox.user))) == before
+
+
+def test_detach_returns_at_once(sandbox, tmp_path):
+    cell = f"%%hfjob {QUIET} --detach\nimport time\ntime.sleep(20)"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    record = final_record(nb.cells[1])
+    assert record["stage"] in ("SCHEDULING", "RUNNING")
+    HfApi(endpoint=sandbox.endpoint, token=sandbox.token).cancel_job(job_id=record["id"], namespace=sandbox.user)
+
+
+def test_vars_and_config_defaults(sandbox, tmp_path):
+    cells = [
+        LOAD,
+        "%config HFJobMagics.flavor = 'cpu-upgrade'",
+        "params = {'lr': 0.001, 'names': ['a', 'b']}\nepochs = 3",
+        f"%%hfjob {QUIET} --vars params,epochs\nprint('got', params['lr'], params['names'], epochs)",
+    ]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert "got 0.001 ['a', 'b'] 3" in text_of(nb.cells[3])
+    assert final_record(nb.cells[3])["flavor"] == "cpu-upgrade"
+
+
+def test_attach_in_a_fresh_kernel_and_cancel(sandbox, tmp_path):
+    env = sandbox_env(sandbox, tmp_path)
+    first, err = execute([LOAD, f"%%hfjob {QUIET}\nprint('done once')"], env, tmp_path / "a.ipynb")
+    assert err is None, err
+    job_id = final_record(first.cells[1])["id"]
+    nb, err = execute([LOAD, f"%hfjob_attach {job_id[:10]}"], env, tmp_path / "b.ipynb")
+    assert err is None, err
+    assert final_record(nb.cells[1])["stage"] == "COMPLETED"
+    assert "done once" in text_of(nb.cells[1])
+
+    slow, err = execute([LOAD, f"%%hfjob {QUIET} --detach\nimport time\ntime.sleep(60)"], env, tmp_path / "c.ipynb")
+    slow_id = final_record(slow.cells[1])["id"]
+    nb, err = execute([LOAD, f"%hfjob_cancel {slow_id}", "%hfjob_ps"], env, tmp_path / "d.ipynb")
+    assert err is None, err
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    assert api.wait_for_job(slow_id, namespace=sandbox.user, timeout=30).status.stage == "CANCELED"
+    assert slow_id in text_of(nb.cells[2])
+
+
+def test_bad_flags_raise_usage_error_and_submit_nothing(sandbox, tmp_path):
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    before = len(list(api.list_jobs(namespace=sandbox.user)))
+    nb, _ = execute([LOAD, "%%hfjob --flavour a10g-large\nprint(1)", "%%hfjob --timeout soon\nprint(1)"],
+                    sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb", allow_errors=True)
+    assert "UsageError" in text_of(nb.cells[1]) and "did you mean --flavor" in text_of(nb.cells[1])
+    assert "UsageError" in text_of(nb.cells[2]) and "1.5h" in text_of(nb.cells[2])
+    assert len(list(api.list_jobs(namespace=sandbox.user))) == before
+
+
+def test_unattended_without_consent_raises_not_confirmed(sandbox, tmp_path):
+    nb, err = execute([LOAD, "%%hfjob --allow-no-push\nprint(1)"], sandbox_env(sandbox, tmp_path),
+                      tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "HfJobNotConfirmed"
+    assert "--yes" in err.evalue
+
+
+def test_dropped_log_stream_loses_and_repeats_nothing(fresh_sandbox, tmp_path):
+    fresh_sandbox.faults.drop_logs_after(7)
+    cell = (f"%%hfjob {QUIET}\nimport time\nfor i in range(30):\n"
+            "    print(f'line-{i}', flush=True)\n    time.sleep(0.02)")
+    nb, err = execute([LOAD, cell], sandbox_env(fresh_sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    seen = [line for line in text_of(nb.cells[1]).splitlines() if line.startswith("line-")]
+    assert seen == [f"line-{i}" for i in range(30)]
+    assert fresh_sandbox.faults.injected >= 1
+
+
+def test_canary_token_never_leaks(tmp_path):
+    canary = "hf_CanaryTokenDoNotLeak0123456789abcdefXYZ"
+    with Sandbox(token=canary) as sb:
+        cell = (f"%%hfjob {QUIET}\nimport os\ntoken = os.environ['HF_TOKEN']\n"
+                "print('whole', token)\nprint('piece', token[3:15])")
+        path = tmp_path / "canary.ipynb"
+        nb, err = execute([LOAD, cell], sandbox_env(sb, tmp_path), path)
+        assert err is None, err
+        assert "whole ***" in text_of(nb.cells[1])
+        exported = tmp_path / "exported"
+        subprocess.run([sys.executable, "-m", "hfjobs_magic.cli", "export", str(path), "-o", str(exported)],
+                       check=True, capture_output=True)
+        texts = [path.read_text(), (tmp_path / "history.jsonl").read_text()]
+        texts += [p.read_text() for p in exported.glob("*.py")]
+        for text in texts:
+            assert canary not in text and canary[3:15] not in text
+        assert json.dumps(final_record(nb.cells[1])).count("***") >= 1
