@@ -84,7 +84,7 @@ class HFJobMagics(Magics):
 
         settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
                                cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
-        return Runner(self.client(), History(Path(self.history_file) if self.history_file else None), settings)
+        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings)
 
     def notebook(self) -> str | None:
         return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
@@ -116,11 +116,13 @@ class HFJobMagics(Magics):
 
         spec = build_spec(parse_args(self.hfjob, line), self.defaults())
         script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(), first_line=2)
-        client = self.client()
-        checks = run_checks(CheckContext(spec=spec, script=script, cell=cell, client=client,
-                                         variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd))
+
+        def checks() -> list:
+            return run_checks(CheckContext(spec=spec, script=script, cell=cell, client=self.client(),
+                                           variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd))
+
         cell_hash = hashlib.sha256(cell.encode()).hexdigest()[:12]
-        self.runner().run(JobRequest(spec, script, checks, self.notebook(), cell_hash))
+        self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash, recheck=checks))
 
     # -- line magics -------------------------------------------------------------------------------
     @line_magic

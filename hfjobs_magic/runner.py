@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ class JobRequest:
     checks: list[CheckResult]
     notebook: str | None
     cell_hash: str
+    recheck: Callable[[], list[CheckResult]] | None = None  # re-runs the checks, e.g. after a login
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,13 @@ def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lin
 
 
 class Runner:
-    def __init__(self, client: HubClient, history: History, settings: RunSettings) -> None:
-        self.client, self.history, self.settings = client, history, settings
+    def __init__(self, client: Callable[[], HubClient], history: History, settings: RunSettings) -> None:
+        self._client, self.history, self.settings = client, history, settings
+
+    @property
+    def client(self) -> HubClient:
+        """The current client: a login between Re-check and Submit gives a new one."""
+        return self._client()
 
     # -- entry point -------------------------------------------------------------------
     def run(self, request: JobRequest) -> JobRecord | None:
@@ -196,6 +203,8 @@ class Runner:
         widget = JobWidget(log_lines=self.settings.log_lines)
         widget.show_checks(request.checks)
         widget.on_submit(lambda: self._start_interactive(request, widget))
+        if request.recheck is not None:
+            widget.on_recheck(request.recheck)
         widget.display()
         if request.spec.yes and not failing(request.checks):
             widget.submit()
