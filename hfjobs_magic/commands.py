@@ -117,7 +117,8 @@ def _execute(path: Path, out: Path, env: dict[str, str]) -> int:
         NotebookClient(nb, timeout=None, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
     except CellExecutionError as err:
-        failure = str(err).strip().splitlines()[-1] if str(err).strip() else "a cell failed"
+        first_line = (err.evalue or "").strip().splitlines()[:1]
+        failure = f"{err.ename}: {first_line[0] if first_line else ''}"
     finally:
         for key, value in saved.items():
             if value is None:

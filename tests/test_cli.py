@@ -1,0 +1,142 @@
+"""The command line: `hfjob run`, `hfjob export`, `hfjob sandbox`, and notebooks under nbconvert and papermill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from huggingface_hub import HfApi
+
+from hfjobs_magic.hub import JOB_COMMAND, SCRIPT_ENV
+from hfjobs_magic.record import MIME
+from tests.nbrun import sandbox_env
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+
+
+def job_outputs(path: Path) -> list[dict]:
+    nb = nbformat.read(str(path), as_version=4)
+    return [o["data"][MIME] for c in nb.cells for o in c.get("outputs", []) if MIME in o.get("data", {})]
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_quickstart_runs_against_its_own_sandbox(tmp_path):
+    out = tmp_path / "quickstart.out.ipynb"
+    result = run([str(BIN / "hfjob"), "run", str(QUICKSTART), "--sandbox", "--yes", "-o", str(out)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "COMPLETED" in result.stdout and "CELL" in result.stdout  # the summary table
+    records = job_outputs(out)
+    assert len(records) == 1 and records[0]["stage"] == "COMPLETED"
+    assert records[0]["push"][0]["repo_id"] == "alice/quickstart-primes"
+    assert records[0]["push"][0]["verified"] is True
+
+
+def test_run_exits_non_zero_when_a_job_fails(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext hfjobs_magic"),
+                nbformat.v4.new_code_cell("%%hfjob --allow-no-push --timeout 2m\nraise SystemExit(3)")]
+    path = tmp_path / "fails.ipynb"
+    nbformat.write(nb, str(path))
+    result = run([str(BIN / "hfjob"), "run", str(path), "--sandbox", "--yes"])
+    assert result.returncode == 1
+    assert "HfJobFailed" in result.stderr and "ERROR" in result.stdout
+    assert (tmp_path / "fails.out.ipynb").exists()
+
+
+def _job_notebook(path: Path, repo: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext hfjobs_magic"),
+        nbformat.v4.new_code_cell(
+            f"%%hfjob --push {repo} --repo-type dataset --timeout 5m\n"
+            "from huggingface_hub import HfApi\n"
+            f"HfApi().create_repo('{repo}', repo_type='dataset', exist_ok=True)\n"
+            f"HfApi().upload_file(path_or_fileobj=b'42', path_in_repo='answer.txt', repo_id='{repo}', "
+            "repo_type='dataset')\n"
+            "print('uploaded the answer')"),
+    ]
+    nbformat.write(nb, str(path))
+
+
+def test_nbconvert_execute(sandbox, tmp_path, unique_name):
+    path = tmp_path / "conv.ipynb"
+    _job_notebook(path, f"alice/{unique_name}")
+    env = sandbox_env(sandbox, tmp_path, HFJOB_YES="1")
+    result = run([str(BIN / "jupyter"), "nbconvert", "--to", "notebook", "--execute", "--output", "done.ipynb",
+                  str(path)], env)
+    assert result.returncode == 0, result.stderr
+    records = job_outputs(tmp_path / "done.ipynb")
+    assert records[-1]["stage"] == "COMPLETED" and records[-1]["push"][0]["verified"]
+
+
+def test_papermill(sandbox, tmp_path, unique_name):
+    path = tmp_path / "pm.ipynb"
+    _job_notebook(path, f"alice/{unique_name}")
+    env = sandbox_env(sandbox, tmp_path, HFJOB_YES="1")
+    result = run([str(BIN / "papermill"), str(path), str(tmp_path / "pm-out.ipynb"), "-k", "python3"], env)
+    assert result.returncode == 0, result.stderr
+    assert job_outputs(tmp_path / "pm-out.ipynb")[-1]["stage"] == "COMPLETED"
+
+
+def test_export_round_trip_runs_with_uv_and_on_the_sandbox(sandbox, tmp_path, unique_name):
+    path = tmp_path / "exp.ipynb"
+    repo = f"alice/{unique_name}"
+    _job_notebook(path, repo)
+    result = run([str(BIN / "hfjob"), "export", str(path), "-o", str(tmp_path / "scripts")])
+    assert result.returncode == 0, result.stderr
+    (script,) = (tmp_path / "scripts").glob("*.py")
+    text = script.read_text()
+    assert "[tool.hf-jobs]" in text and sandbox.token not in text
+    env = {"HF_ENDPOINT": sandbox.endpoint, "HF_TOKEN": sandbox.token, "UV_PYTHON_DOWNLOADS": "never"}
+    local = run([str(BIN / "uv"), "run", "--no-project", str(script)], env)
+    assert local.returncode == 0, local.stderr
+    assert "uploaded the answer" in local.stdout
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    assert api.file_exists(repo, "answer.txt", repo_type="dataset")
+    # On the sandbox, shipped inline as %%hfjob ships it.
+    job = api.run_job(image="ghcr.io/astral-sh/uv:python3.12-bookworm", command=JOB_COMMAND,
+                      env={SCRIPT_ENV: text}, secrets={"HF_TOKEN": sandbox.token}, namespace=sandbox.user)
+    done = api.wait_for_job(job.id, namespace=sandbox.user, timeout=120)
+    logs = "\n".join(api.fetch_job_logs(job_id=job.id, namespace=sandbox.user))
+    assert done.status.stage == "COMPLETED", logs
+    assert "uploaded the answer" in logs
+
+
+def test_sandbox_command_prints_endpoint_and_stops_cleanly(tmp_path):
+    proc = subprocess.Popen([str(BIN / "hfjob"), "sandbox", "--port", "0", "--data-dir", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("HF_ENDPOINT=http://127.0.0.1:")
+        endpoint = line.strip().split("=", 1)[1]
+        api = HfApi(endpoint=endpoint, token="hf_sandbox_alice_write_token")
+        assert api.whoami()["name"] == "alice"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_run_reports_a_missing_notebook_clearly(tmp_path):
+    result = run([str(BIN / "hfjob"), "run", str(tmp_path / "nope.ipynb")])
+    assert result.returncode == 2
+    assert "nope.ipynb" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_of_a_notebook_without_jobs_says_so(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(1 + 1)")]
+    path = tmp_path / "plain.ipynb"
+    nbformat.write(nb, str(path))
+    result = run([str(BIN / "hfjob"), "run", str(path)])
+    assert result.returncode == 0, result.stderr
+    assert "no job ran" in result.stdout
+    assert nbformat.read(str(tmp_path / "plain.out.ipynb"), as_version=4).cells[0].outputs[0]["text"] == "2\n"
