@@ -136,3 +136,35 @@ def test_canary_token_never_leaks(tmp_path):
         for text in texts:
             assert canary not in text and canary[3:15] not in text
         assert json.dumps(final_record(nb.cells[1])).count("***") >= 1
+
+
+def test_a_million_log_lines_keep_the_saved_notebook_small(sandbox, tmp_path):
+    cell = f"%%hfjob {QUIET}\nfor i in range(1_000_000):\n    print('progress line', i)"
+    path = tmp_path / "big.ipynb"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), path)
+    assert err is None, err
+    assert path.stat().st_size < 1_000_000
+    record = final_record(nb.cells[1])
+    assert record["log_lines"] >= 1_000_000 and "progress line 999999" in record["log_tail"]
+    assert "progress line 999999" in text_of(nb.cells[1])
+
+
+def test_logs_completion_and_a_light_load_ext(sandbox, tmp_path):
+    cells = [
+        "import sys\nbefore = set(sys.modules)\n%load_ext hfjobs_magic\n"
+        "heavy = {'huggingface_hub.hf_api', 'ipywidgets'} & set(sys.modules)\nprint('heavy', sorted(heavy))",
+        f"%%hfjob {QUIET}\nprint('line for the logs')",
+        "import json, os\njob = json.loads(open(os.environ['HFJOB_HISTORY']).read().splitlines()[-1])['id']",
+        "%hfjob_logs $job --tail 3",
+        "from IPython.core.completer import provisionalcompleter\n"
+        "with provisionalcompleter():\n"
+        "    found = [c.text for c in get_ipython().Completer.completions('%%hfjob --flav', 14)]\n"
+        "    flavors = [c.text for c in get_ipython().Completer.completions('%%hfjob --flavor a10', 20)]\n"
+        "print('flags', found)\nprint('flavors', flavors)",
+    ]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert "heavy []" in text_of(nb.cells[0])
+    assert "line for the logs" in text_of(nb.cells[3])
+    completions = text_of(nb.cells[4])
+    assert "--flavor" in completions and "a10g-large" in completions

@@ -1,0 +1,83 @@
+"""Following real jobs on the sandbox: no line lost or repeated, secrets masked, retries without duplicates."""
+
+from __future__ import annotations
+
+import queue
+
+from hfjobs_magic.hub import SUBMIT_LABEL, HubClient, Submission
+from hfjobs_magic.record import JobRecord
+from hfjobs_magic.watch import JobWatch, Update, apply_job_info
+
+
+def submit(client: HubClient, code: str, secrets: dict[str, str] | None = None, timeout: int = 120):
+    script = f"# /// script\n# requires-python = '>=3.10'\n# dependencies = []\n# ///\n{code}\n"
+    return client.submit(Submission(namespace="alice", script=script, image="uv", flavor="cpu-basic",
+                                    timeout_seconds=timeout, env={"PYTHONUNBUFFERED": "1"},
+                                    secrets=secrets or {}, labels={"test": "watch"}))
+
+
+def follow(client: HubClient, info, secrets=()) -> tuple[JobRecord, list[Update]]:
+    record = JobRecord(id=info.id, namespace="alice", url=info.url, flavor="cpu-basic", usd_per_hour=0.01)
+    apply_job_info(record, info)
+    updates: queue.Queue[Update] = queue.Queue()
+    watch = JobWatch(client, record, updates.put, secrets=list(secrets)).start()
+    assert watch.join(timeout=120)
+    return record, list(updates.queue)
+
+
+def lines_of(updates: list[Update]) -> list[str]:
+    return [line for u in updates for line in u.lines]
+
+
+def test_many_lines_arrive_in_order_in_few_updates(sandbox):
+    client = HubClient(sandbox.endpoint, sandbox.token)
+    info = submit(client, "for i in range(200_000):\n    print(i)")
+    record, updates = follow(client, info)
+    numbers = [line for line in lines_of(updates) if line.isdigit()]
+    assert numbers == [str(i) for i in range(200_000)]
+    assert record.stage == "COMPLETED" and updates[-1].final
+    assert len(updates) < 200  # throttled: a few updates a second, not one per line
+    assert len(updates[-1].record["log_tail"]) == record.tail_lines
+
+
+def test_secret_values_and_pieces_are_masked(sandbox):
+    client = HubClient(sandbox.endpoint, sandbox.token)
+    secret = "s3cr3t-value-that-must-not-leak"
+    code = "import os\nv = os.environ['MY_SECRET']\nprint('whole', v)\nprint('piece', v[2:14])"
+    info = submit(client, code, secrets={"MY_SECRET": secret})
+    record, updates = follow(client, info, secrets=[secret])
+    text = "\n".join(lines_of(updates)) + str(updates[-1].record)
+    assert secret not in text and secret[2:14] not in text
+    assert "whole ***" in text and "piece ***" in text
+
+
+def test_transient_errors_while_following_do_not_stop_the_watch(fresh_sandbox):
+    client = HubClient(fresh_sandbox.endpoint, fresh_sandbox.token)
+    info = submit(client, "import time\nfor i in range(5):\n    print(i)\n    time.sleep(0.2)")
+    fresh_sandbox.faults.fail_next(3, status=502, path_prefix=f"/api/jobs/alice/{info.id}")
+    record, updates = follow(client, info)
+    assert record.stage == "COMPLETED"
+    assert [line for line in lines_of(updates) if line.isdigit()] == ["0", "1", "2", "3", "4"]
+    assert fresh_sandbox.faults.injected == 3
+
+
+def test_a_lost_answer_to_submission_does_not_create_the_job_twice(fresh_sandbox):
+    client = HubClient(fresh_sandbox.endpoint, fresh_sandbox.token)
+    fresh_sandbox.faults.fail_next(1, status=504, path_prefix="/api/jobs/alice", after_handling=True)
+    info = submit(client, "print('once')")
+    jobs = client.list_jobs("alice")
+    assert [j.id for j in jobs] == [info.id]
+    assert SUBMIT_LABEL in (jobs[0].labels or {})
+
+
+def test_submission_refused_for_good_is_not_retried(fresh_sandbox):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    client = HubClient(fresh_sandbox.endpoint, fresh_sandbox.read_token)
+    try:
+        submit(client, "print(1)")
+    except HfHubHTTPError as err:
+        assert err.response.status_code == 403
+    else:
+        raise AssertionError("a read token must not be able to start a job")
+    assert HubClient(fresh_sandbox.endpoint, fresh_sandbox.token).list_jobs("alice") == []
