@@ -113,6 +113,10 @@ class HubClient:
             self._hardware = [_flavor_from_api(h) for h in self.api.list_jobs_hardware()]
         return self._hardware
 
+    def known_hardware(self) -> list[hardware.Flavor] | None:
+        """The live hardware list if this session already fetched it; never calls the Hub."""
+        return self._hardware
+
     def price_per_hour(self, flavor: str) -> float | None:
         """Live price when we can get it, the built-in table otherwise."""
         try:

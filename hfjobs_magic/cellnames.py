@@ -1,0 +1,66 @@
+"""Names in a cell: which it reads but never binds, and where its lines went in the script.
+
+symtable sees scopes as Python does (comprehensions, globals, class bodies), so "used but
+defined nowhere" has no false alarm from a name bound in some inner scope.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import symtable
+from collections.abc import Iterator
+
+# Builtins a notebook has and a script gets from the generated prologue (display shim, get_ipython stub).
+_SCRIPT_NAMES = frozenset({"display", "get_ipython", "__file__", "__builtins__", "__annotations__"})
+
+
+def undefined_names(source: str) -> dict[str, int]:
+    """Names the code reads but binds nowhere (nor are builtins) -> first line; {} if it does not parse."""
+    try:
+        table = symtable.symtable(source, "<cell>", "exec")
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree)):
+        return {}  # a star import may define anything
+    missing = _globals_read(table) - _globals_bound(table) - set(dir(builtins)) - _SCRIPT_NAMES
+    first: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in missing:
+            first[node.id] = min(first.get(node.id, node.lineno), node.lineno)
+    return dict(sorted(first.items(), key=lambda item: item[1]))
+
+
+def _tables(table: symtable.SymbolTable) -> Iterator[symtable.SymbolTable]:
+    yield table
+    for child in table.get_children():
+        yield from _tables(child)
+
+
+def _globals_read(top: symtable.SymbolTable) -> set[str]:
+    read = {s.get_name() for s in top.get_symbols() if s.is_referenced()}
+    for table in list(_tables(top))[1:]:
+        read |= {s.get_name() for s in table.get_symbols() if s.is_referenced() and s.is_global()}
+    return read
+
+
+def _globals_bound(top: symtable.SymbolTable) -> set[str]:
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    for table in list(_tables(top))[1:]:
+        bound |= {s.get_name() for s in table.get_symbols() if s.is_declared_global() and s.is_assigned()}
+    return bound
+
+
+def line_mapper(cell: str, body: str) -> dict[int, int]:
+    """Body line -> cell line, where the script's body dropped or moved lines of the cell."""
+    import difflib
+
+    cell_lines = [s.strip() for s in cell.splitlines()]
+    body_lines = [s.strip() for s in body.splitlines()]
+    mapping: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, body_lines, cell_lines, autojunk=False)
+    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for offset, i in enumerate(range(i1, i2)):
+            mapping[i + 1] = j1 + min(offset, max(j2 - j1 - 1, 0)) + 1
+    return mapping

@@ -1,0 +1,85 @@
+"""What every check shares: the result and context types (public), the facts checks read.
+
+`hfjobs_magic.checks` re-exports the public names; import them from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hfjobs_magic.cellscan import CellScan, Push
+from hfjobs_magic.lookups import DEADLINE_S, Lookups
+from hfjobs_magic.targets import Account, Target, Verdict
+
+if TYPE_CHECKING:
+    from hfjobs_magic.hub import HubClient
+    from hfjobs_magic.script import JobScript
+    from hfjobs_magic.spec import JobSpec
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+CHECK_IDS = ("token", "secrets", "push_target", "persistence", "flavor", "timeout", "script", "dependencies",
+             "variables")
+RETRY_FIX = "Check the connection to the Hub (HF_ENDPOINT), then Re-check."
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: str
+    message: str
+    fix: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may look at; `variables` is None when there is no kernel.
+
+    `script` is None when the cell could not become a script; `build_error` then says why.
+    """
+
+    spec: JobSpec
+    script: JobScript | None
+    cell: str
+    client: HubClient | None = None
+    variables: Mapping[str, Any] | None = None
+    notebook_dir: Path = field(default_factory=Path.cwd)
+    max_cost_usd: float | None = None
+    build_error: str | None = None
+    deadline_s: float = DEADLINE_S
+
+
+@dataclass
+class Facts:
+    """What every check reads: the context, the cell's scan, the push targets, the Hub's answers."""
+
+    ctx: CheckContext
+    scan: CellScan
+    lines: dict[int, int]  # script body line -> cell line
+    targets: list[Target]
+    found: Lookups
+    account: Account | None
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.ctx.spec
+
+    @property
+    def hub_pushes(self) -> list[Push]:
+        return [p for p in self.scan.pushes if p.kind == "hub"]
+
+    @property
+    def pushes_to_hub(self) -> bool:
+        return bool(self.hub_pushes) or self.spec.push_kind == "hub"
+
+    def line(self, body_line: int) -> int:
+        return self.lines.get(body_line, body_line)
+
+
+def result(check_id: str, verdict: Verdict) -> CheckResult:
+    return CheckResult(check_id, verdict.status, verdict.message, verdict.fix)
