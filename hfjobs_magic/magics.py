@@ -90,7 +90,7 @@ class HFJobMagics(Magics):
         return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
 
     # -- the cell magic --------------------------------------------------------------------------
-    @magic_arguments()
+    @magic_arguments(name="%hfjob")  # the usage line then reads %%hfjob
     @job_arguments
     @cell_magic
     def hfjob(self, line: str, cell: str) -> None:

@@ -168,3 +168,19 @@ def test_logs_completion_and_a_light_load_ext(sandbox, tmp_path):
     assert "line for the logs" in text_of(nb.cells[3])
     completions = text_of(nb.cells[4])
     assert "--flavor" in completions and "a10g-large" in completions
+
+
+def test_interrupting_an_unattended_wait_leaves_the_job_running(sandbox, tmp_path):
+    cells = [
+        LOAD,
+        "import os, signal, threading\nthreading.Timer(3, os.kill, (os.getpid(), signal.SIGINT)).start()",
+        f"%%hfjob {QUIET}\nimport time\nprint('started', flush=True)\ntime.sleep(60)",
+    ]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "KeyboardInterrupt"
+    out = text_of(nb.cells[2])
+    assert "stopped following" in out and "%hfjob_attach" in out and "%hfjob_cancel" in out
+    job_id = final_record(nb.cells[2])["id"]
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    assert api.inspect_job(job_id=job_id, namespace=sandbox.user).status.stage == "RUNNING"
+    api.cancel_job(job_id=job_id, namespace=sandbox.user)
