@@ -200,14 +200,17 @@ class HubClient:
                            sha=info.sha, last_modified=info.last_modified)
 
     def commits_since(self, repo_id: str, repo_type: str, since: datetime | None) -> list[dict[str, str]]:
-        """Commits on a repo newer than `since`, oldest first (empty when the repo does not exist)."""
+        """Commits on a repo newer than `since`, oldest first (empty when the repo does not exist).
+
+        The repo's first commit is left out: creating a repo makes it, so it is never a push of results.
+        """
         from huggingface_hub.errors import RepositoryNotFoundError
 
         try:
             commits = self.api.list_repo_commits(repo_id, repo_type=repo_type)
         except RepositoryNotFoundError:
             return []
-        fresh = [c for c in commits if since is None or c.created_at >= since]
+        fresh = [c for c in commits[:-1] if since is None or c.created_at >= since]
         return [
             {"oid": c.commit_id, "title": c.title, "date": c.created_at.isoformat().replace("+00:00", "Z")}
             for c in reversed(fresh)

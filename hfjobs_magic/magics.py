@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -106,6 +105,9 @@ class HFJobMagics(Magics):
             from datasets import Dataset
             Dataset.from_dict({"text": ["a", "b"]}).push_to_hub("alice/sft-results")
 
+            %%hfjob --timeout 1h --outputs out --push alice/run --sync-every 10m
+            # whatever the cell writes to out/ reaches alice/run, even if it fails or times out
+
             %%hfjob --dry-run          # show the script and the checks, submit nothing
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
@@ -113,6 +115,7 @@ class HFJobMagics(Magics):
         from hfjobs_magic.runner import JobRequest
         from hfjobs_magic.script import build_script
         from hfjobs_magic.spec import build_spec, parse_args
+        from hfjobs_magic.wrapping import cell_hash
 
         spec = build_spec(parse_args(self.hfjob, line), self.defaults())
         script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(), first_line=2)
@@ -121,8 +124,7 @@ class HFJobMagics(Magics):
             return run_checks(CheckContext(spec=spec, script=script, cell=cell, client=self.client(),
                                            variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd))
 
-        cell_hash = hashlib.sha256(cell.encode()).hexdigest()[:12]
-        self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash, recheck=checks))
+        self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash(cell), recheck=checks))
 
     # -- line magics -------------------------------------------------------------------------------
     @line_magic

@@ -23,12 +23,31 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def unpushed(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The declared targets that, by the storage's own answer, received nothing from a COMPLETED job."""
+    if record.get("stage") != "COMPLETED":
+        return []
+    return [t for t in record.get("push") or [] if t.get("checked") and not t.get("commits")]
+
+
 @dataclass
 class PushTarget:
-    repo_id: str
-    repo_type: str = "model"
-    commits: list[dict[str, str]] = field(default_factory=list)  # {"oid", "title", "date"}
+    """A declared push target. `verified` only ever comes from the storage itself (the watcher asks it);
+    `reported` and `failure` are what the job's --outputs wrapper said, shown but never trusted."""
+
+    repo_id: str  # a Hub repo id, or the URL for S3/GCS
+    repo_type: str = "model"  # "model", "dataset", "space", or "s3"/"gs"
+    commits: list[dict[str, str]] = field(default_factory=list)  # {"oid", "title", "date"}; objects for S3/GCS
     verified: bool = False
+    checked: bool = False  # the storage answered at least once
+    check_error: str | None = None  # why the last look at the storage failed
+    reported: list[dict[str, Any]] = field(default_factory=list)  # {"files", "size", "ref"} per pushed line
+    failure: str | None = None  # the wrapper's last "push ... FAILED" message
+
+    @property
+    def where(self) -> str:
+        """How the wrapper names it in its log lines: "dataset alice/run", or the URL."""
+        return self.repo_id if self.repo_type in ("s3", "gs") else f"{self.repo_type} {self.repo_id}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +55,10 @@ class PushTarget:
             "repo_type": self.repo_type,
             "commits": list(self.commits),
             "verified": self.verified,
+            "checked": self.checked,
+            "check_error": self.check_error,
+            "reported": list(self.reported),
+            "failure": self.failure,
         }
 
 

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hfjobs_magic import storage
 from hfjobs_magic.checks import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.history import Entry, History
 from hfjobs_magic.hub import LABEL_TOOL, HubClient, Submission
-from hfjobs_magic.record import JobRecord, PushTarget
+from hfjobs_magic.record import JobRecord, PushTarget, unpushed
 from hfjobs_magic.views.bundle import RecordDisplay
 from hfjobs_magic.watch import JobWatch, Pacing, Update, apply_job_info
 
@@ -74,13 +75,16 @@ def check_error(results: list[CheckResult]) -> HfJobCheckError:
 
 
 def resolve_secrets(spec: JobSpec, client: HubClient) -> dict[str, str]:
-    """Secret values to send: literals from the flags, else the local environment (HF_TOKEN: our token)."""
+    """Secret values to send: literals from the flags, else the local environment (HF_TOKEN: our token).
+
+    An S3 or GCS push target also gets the credentials set here, whether or not --secrets names them.
+    """
     secrets: dict[str, str] = {}
     for name, value in spec.secrets.items():
         resolved = value if value is not None else (client.token if name == "HF_TOKEN" else os.environ.get(name))
         if resolved:
-            secrets[name] = resolved
-    return secrets
+            secrets[name] = storage.secret_value(name, resolved)
+    return storage.job_secrets(spec.push_kind) | secrets
 
 
 def build_submission(request: JobRequest, client: HubClient) -> Submission:
@@ -94,7 +98,8 @@ def build_submission(request: JobRequest, client: HubClient) -> Submission:
         image=spec.image,
         flavor=spec.flavor,
         timeout_seconds=spec.timeout_seconds,
-        env={"PYTHONUNBUFFERED": "1", **spec.env},  # print() reaches the live log at once
+        # print() reaches the live log at once; an S3/GCS target's endpoint and region come along
+        env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env},
         secrets=resolve_secrets(spec, client),
         labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
     )
@@ -112,8 +117,10 @@ def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lin
     apply_job_info(record, info)
     if request is not None:
         record.notebook, record.cell = request.notebook, request.cell_hash
-        if request.spec.push and "://" not in request.spec.push:
-            record.push.append(PushTarget(request.spec.push, request.spec.repo_type or "model"))
+        spec = request.spec
+        if spec.push:
+            kind = spec.push_kind if spec.push_kind in storage.SCHEMES else spec.repo_type or "model"
+            record.push.append(PushTarget(spec.push, kind))
     return record
 
 
@@ -176,7 +183,7 @@ class Runner:
             watch.stop()
             self._interrupted(record)
             raise
-        self._raise_if_failed(record)
+        self._raise_if_failed(record, allow_no_push=request is None or request.spec.allow_no_push)
         return record
 
     def _interrupted(self, record: JobRecord) -> None:
@@ -188,30 +195,43 @@ class Runner:
               f"        reattach with %hfjob_attach {record.id}, cancel with %hfjob_cancel {record.id}")
 
     @staticmethod
-    def _raise_if_failed(record: JobRecord) -> None:
-        if record.stage == "COMPLETED":
+    def _raise_if_failed(record: JobRecord, allow_no_push: bool) -> None:
+        """A job that did not COMPLETE fails the cell; so does one whose declared target got nothing."""
+        lost = [t["repo_id"] for t in unpushed(record.as_json())]
+        if record.stage == "COMPLETED" and (allow_no_push or not lost):
             return
+        if record.stage == "COMPLETED":
+            why = (f"COMPLETED, but nothing reached {', '.join(lost)}: its results were lost with the job. Write the "
+                   "files to the --outputs folder (or push them in the cell), or add --allow-no-push if that is "
+                   "expected")
+        else:
+            why = f"ended {record.stage}" + (f": {record.message}" if record.message else "")
+            why += "".join(f"\npush to {t.where} FAILED: {t.failure}" for t in record.push if t.failure)
         tail = "\n".join(record.log_tail[-FAILED_TAIL:])
-        reason = f": {record.message}" if record.message else ""
-        raise HfJobFailed(f"Job {record.id} ended {record.stage}{reason}\n{record.url}\n--- last log lines ---\n{tail}",
+        raise HfJobFailed(f"Job {record.id} {why}\n{record.url}\n--- last log lines ---\n{tail}",
                           job_id=record.id, stage=record.stage)
 
     # -- interactive -----------------------------------------------------------------------
     def _run_interactive(self, request: JobRequest) -> None:
+        from hfjobs_magic.checks import usd, worst_case_cost
         from hfjobs_magic.views.widgets import JobWidget
 
         widget = JobWidget(log_lines=self.settings.log_lines)
-        widget.show_checks(request.checks)
-        widget.on_submit(lambda: self._start_interactive(request, widget))
+        cost = worst_case_cost(request.spec, self.client)
+        widget.show_checks(request.checks, worst_case=usd(cost) if cost is not None else "")
+        widget.display()
+        # Made now, while the cell runs: a display first made from the Submit click would reach no cell.
+        display = RecordDisplay()
+        display.reserve()
+        widget.on_submit(lambda: self._start_interactive(request, widget, display))
         if request.recheck is not None:
             widget.on_recheck(request.recheck)
-        widget.display()
         if request.spec.yes and not failing(request.checks):
             widget.submit()
 
-    def _start_interactive(self, request: JobRequest, widget: Any) -> None:
+    def _start_interactive(self, request: JobRequest, widget: Any, display: RecordDisplay) -> None:
+        """Submit, then let a watcher thread feed the widget and the notebook's record (the cell has returned)."""
         record = self.submit(request)
-        display = RecordDisplay()
         display.show(record.as_json())
         widget.started(record.as_json())
         watch: JobWatch | None = None
@@ -275,5 +295,6 @@ class Runner:
     def _secret_values(self, request: JobRequest | None) -> list[str]:
         values = [self.client.token or ""]
         if request is not None:
-            values += list(resolve_secrets(request.spec, self.client).values())
+            values += [piece for name, value in resolve_secrets(request.spec, self.client).items()
+                       for piece in storage.masked_values(name, value)]
         return [v for v in values if v]

@@ -22,6 +22,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from hfjobs_magic.deps import find_imports, infer_dependencies, merge_dependencies, requirement_name
 from hfjobs_magic.spec import TOKEN_SECRET, JobSpec, load_toml
+from hfjobs_magic.wrapping import wrap_body, wrapper_imports
 
 MAX_SCRIPT_BYTES = 64 * 1024  # the cell; the script is shipped inline to the job (DESIGN.md section 3)
 MAX_VARS_BYTES = 32 * 1024  # the --vars values, so that the whole script stays well under 128 KiB
@@ -62,17 +63,20 @@ def build_script(
 ) -> JobScript:
     """Turn a cell into a PEP 723 uv script for `spec`.
 
-    `epilogue` is code run after the cell (e.g. the --outputs wrapper); its imports count
-    too. `first_line` is the number of the cell's first line as the user sees it (2 under
-    a `%%hfjob` line), used in the messages about IPython syntax.
+    With `--outputs`, the cell runs inside the wrapper that pushes the folder (`wrapping`).
+    `epilogue` is code run after the cell; its imports count too. `first_line` is the number
+    of the cell's first line as the user sees it (2 under a `%%hfjob` line), used in the
+    messages about IPython syntax.
     """
     _check_size(cell)
     explicit, code, line_of = split_script_block(cell.replace("\r\n", "\n"), first_line)
     converted = to_python(code, line_of)
     future, body = _hoist_future_imports(converted.code)
-    tree = ast.parse(body + "\n" + epilogue)
+    runs = wrap_body(body, spec, notebook=notebook, cell=cell) if spec.outputs else body
+    added = f"{wrapper_imports(spec)}\n{epilogue}" if spec.outputs else epilogue  # code of ours that imports
+    tree = ast.parse(runs + "\n" + epilogue)
     modules = find_imports(tree)
-    dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(epilogue)), spec)
+    dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(added)), spec)
     metadata_ = _script_metadata(explicit, dependencies, spec)
     prologue = render_prologue(
         spec.secret_names,
@@ -82,7 +86,7 @@ def build_script(
     )
     sections = [
         render_pep723(metadata_), _header(notebook, spec), future, prologue,
-        render_vars(spec.vars, variables) if variables is not None else render_unknown_vars(spec.vars), body,
+        render_vars(spec.vars, variables) if variables is not None else render_unknown_vars(spec.vars), runs,
         epilogue,
     ]
     return JobScript(

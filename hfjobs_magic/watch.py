@@ -8,6 +8,7 @@ everything into `Update`s for the views; a helper thread reads the log stream
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hfjobs_magic import storage
 from hfjobs_magic.hub import HubClient, is_transient
 from hfjobs_magic.mask import SecretMasker
-from hfjobs_magic.record import JobRecord
+from hfjobs_magic.record import JobRecord, PushTarget
 
 _END = object()  # the log reader is done
+# The --outputs wrapper's progress lines (hfjobs_magic/persist.py writes them).
+PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^)]*)\) to (?P<where>.+?)"
+                         r"(?:@(?P<ref>[0-9a-f]{7,40}))?$")
+FAILED_LINE = re.compile(r"^\[hfjob\] push to (?P<where>.+?) FAILED: (?P<error>.*)$")
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,10 @@ class JobWatch:
                 self._verify_pushes()
                 next_push = now + p.push_every
             timeout = max(0.01, min(next_poll, next_emit if pending else next_poll) - time.monotonic())
-            batch, reader_done = self._take(timeout, reader_done)
+            batch, done = self._take(timeout, reader_done)
+            if done and not reader_done:
+                next_poll = time.monotonic()  # a log stream ends with its job: ask for the final stage now
+            reader_done = done
             pending += batch
             if (pending or batch) and time.monotonic() >= next_emit:
                 self.on_update(Update(self.record.as_json(), pending))
@@ -192,6 +201,7 @@ class JobWatch:
             pass
         lines = self.masker.mask_lines(raw)
         self.record.add_lines(lines)
+        note_push_lines(self.record.push, lines)
         return lines, reader_done
 
     def _drain(self) -> list[str]:
@@ -206,6 +216,7 @@ class JobWatch:
                 raw.append(item)
         lines = self.masker.mask_lines(raw)
         self.record.add_lines(lines)
+        note_push_lines(self.record.push, lines)
         rest, self._leftover = self._leftover, []
         return rest + lines
 
@@ -222,13 +233,33 @@ class JobWatch:
         return self.record.stage != before
 
     def _verify_pushes(self) -> None:
-        """Ask the storage which commits landed since the job was created: pushed means verified."""
+        """Ask the storage what landed since the job was created: pushed means verified, nothing less."""
         for target in self.record.push:
             try:
-                target.commits = self.client.commits_since(target.repo_id, target.repo_type, self.record.created_at)
-            except Exception:
+                target.commits = self._landed(target)
+            except Exception as err:
+                target.check_error = f"could not ask {target.where}: {str(err).strip()[:200] or type(err).__name__}"
                 continue
+            target.checked, target.check_error = True, None
             target.verified = bool(target.commits)
+
+    def _landed(self, target: PushTarget) -> list[dict[str, str]]:
+        if target.repo_type in storage.SCHEMES:
+            return storage.objects_since(target.repo_id, self.record.created_at)
+        return self.client.commits_since(target.repo_id, target.repo_type, self.record.created_at)
+
+
+def note_push_lines(targets: list[PushTarget], lines: list[str]) -> None:
+    """The wrapper's progress lines become events on their target: shown, never taken as proof."""
+    by_name = {t.where: t for t in targets}
+    for line in lines:
+        if not (targets and line.startswith("[hfjob] push")):
+            continue
+        if (found := PUSHED_LINE.match(line)) and (target := by_name.get(found["where"])):
+            target.reported.append({"files": int(found["files"]), "size": found["size"], "ref": found["ref"]})
+            target.failure = None
+        elif (found := FAILED_LINE.match(line)) and (target := by_name.get(found["where"])):
+            target.failure = found["error"]
 
 
 def apply_job_info(record: JobRecord, info: Any) -> None:

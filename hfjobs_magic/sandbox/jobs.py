@@ -39,6 +39,7 @@ READ_BYTES = 1 << 16
 START_WAIT_S = 2.0  # how long creating a job waits for its process to start
 STRAGGLER_S = 1.0  # after the main process exits, how long an escaped child may hold the pipe
 LOST_FILES_SHOWN = 20
+PUSH_MANIFEST = ".hfjob-pushed"  # written by the --outputs wrapper (hfjobs_magic/persist.py)
 # Host variables a job inherits: locale, certificates, proxies, package indexes, GPUs.
 # Nothing else, so no token or HF_* setting of the host leaks into a job.
 _INHERITED = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
@@ -365,22 +366,51 @@ def job_environment(job: Job, secrets: dict[str, str], home: Path, endpoint: str
 
 
 def lost_files_report(work: Path) -> list[str]:
-    """The last log line: files the job left in its working dir, which die with it."""
-    found: list[tuple[int, str]] = []
-    for dirpath, _dirs, names in os.walk(work):
-        for name in names:
-            path = Path(dirpath, name)
-            try:
-                found.append((path.lstat().st_size, path.relative_to(work).as_posix()))
-            except OSError:
-                continue
+    """The last log line: files the job left in its working dir and never uploaded, which die with it."""
+    found, kept = _left_behind(work)
+    if not found and kept:
+        return [f"[sandbox] job ended; nothing would be lost: the {kept} file(s) it left were all uploaded"]
     if not found:
         return []
     found.sort(key=lambda item: (-item[0], item[1]))
     shown = ", ".join(f"{name} ({human_size(size)})" for size, name in found[:LOST_FILES_SHOWN])
     more = f", and {len(found) - LOST_FILES_SHOWN} more" if len(found) > LOST_FILES_SHOWN else ""
     noun = "file" if len(found) == 1 else "files"
-    return [f"[sandbox] job ended; {len(found)} {noun} left in its working dir would be lost: {shown}{more}"]
+    safe = f" (not counting {kept} uploaded by --outputs)" if kept else ""
+    return [f"[sandbox] job ended; {len(found)} {noun} left in its working dir would be lost{safe}: {shown}{more}"]
+
+
+def _left_behind(work: Path) -> tuple[list[tuple[int, str]], int]:
+    """([(size, path)] never uploaded, how many were): the --outputs wrapper's manifest names the uploaded ones."""
+    uploaded = _uploaded(work / PUSH_MANIFEST)
+    found: list[tuple[int, str]] = []
+    kept = 0
+    for dirpath, _dirs, names in os.walk(work):
+        for name in names:
+            path = Path(dirpath, name)
+            try:
+                stat, relative = path.lstat(), path.relative_to(work).as_posix()
+            except OSError:
+                continue
+            if uploaded.get(relative) == (stat.st_size, stat.st_mtime_ns):
+                kept += 1
+            elif relative != PUSH_MANIFEST:
+                found.append((stat.st_size, relative))
+    return found, kept
+
+
+def _uploaded(manifest: Path) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of each file the wrapper uploaded (`persist.MANIFEST`, JSON lines)."""
+    uploaded = {}
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    for line in lines:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            entry = json.loads(line)
+            uploaded[str(entry["path"])] = (int(entry["size"]), int(entry["mtime_ns"]))
+    return uploaded
 
 
 def human_size(size: int) -> str:

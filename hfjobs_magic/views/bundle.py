@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from hfjobs_magic.record import MIME
+from hfjobs_magic.record import FINAL_STAGES, MIME
 
 STAGE_COLOURS = {
     "SCHEDULING": "#6b7280",
@@ -20,6 +20,7 @@ STAGE_COLOURS = {
     "CANCELED": "#d97706",
     "DELETED": "#6b7280",
 }
+PUSH_STYLE = {"ok": ("✅", "#16a34a"), "wait": ("⏳", "#6b7280"), "warn": ("⚠️", "#d97706"), "fail": ("❌", "#dc2626")}
 
 
 def safe_link(url: str | None, text: str) -> str:
@@ -43,15 +44,37 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def push_states(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(level, text) per push target; level is "ok", "wait", "warn" (nothing landed) or "fail"."""
+    return [_push_state(target, record) for target in record.get("push") or []]
+
+
+def _push_state(target: dict[str, Any], record: dict[str, Any]) -> tuple[str, str]:
+    kind = target.get("repo_type", "model")
+    where = target.get("repo_id") if kind in ("s3", "gs") else f"{kind} {target.get('repo_id')}"
+    count = len(target.get("commits") or [])
+    noun = "object(s)" if kind in ("s3", "gs") else "commit(s)"
+    said = f"; the job reported {len(target['reported'])} push(es)" if target.get("reported") else ""
+    if target.get("failure"):
+        return "fail", f"{where}: push FAILED: {target['failure']} ({count} {noun} landed)"
+    if count and target.get("verified"):
+        return "ok", f"{where}: {count} {noun}, verified{said}"
+    if target.get("check_error"):
+        return "warn", f"{where}: not verified, {target['check_error']}{said}"
+    if record.get("stage") in FINAL_STAGES and target.get("checked"):
+        return "warn", f"{where}: NOTHING was pushed there; the job's results are lost{said}"
+    return "wait", f"{where}: nothing yet{said}"
+
+
+def push_html(level: str, text: str) -> str:
+    """One push state as escaped HTML, with an icon and a colour that say how it stands."""
+    icon, colour = PUSH_STYLE.get(level, PUSH_STYLE["wait"])
+    return f"<span style='color:{colour}'>{icon} {html.escape(text)}</span>"
+
+
 def push_lines(record: dict[str, Any]) -> list[str]:
-    """One line per push target, saying whether the storage confirmed it."""
-    out = []
-    for target in record.get("push") or []:
-        commits = target.get("commits") or []
-        mark = "verified" if target.get("verified") else "not verified"
-        where = f"{target.get('repo_type', 'model')} {target.get('repo_id')}"
-        out.append(f"{where}: {len(commits)} commit(s), {mark}")
-    return out
+    """One line per push target, saying what the storage confirmed."""
+    return [text for _level, text in push_states(record)]
 
 
 def to_text(record: dict[str, Any]) -> str:
@@ -80,7 +103,7 @@ def to_html(record: dict[str, Any]) -> str:
         ("Running", html.escape(duration(record.get("duration_s")))),
         ("Cost", html.escape(money(record.get("cost_usd")))),
     ]
-    rows += [("Push", html.escape(line)) for line in push_lines(record)]
+    rows += [("Push", push_html(level, text)) for level, text in push_states(record)]
     table = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
                     for k, v in rows)
     tail = record.get("log_tail") or []
@@ -103,9 +126,22 @@ class RecordDisplay:
         self._min_interval = min_interval
         self._last = 0.0
 
+    def reserve(self) -> None:
+        """An empty display now, while the cell runs, that `show` fills later.
+
+        In JupyterLab, output sent from a widget's callback (a Submit click) reaches
+        no cell (it goes to the log console); an update of a display the cell made does.
+        """
+        from IPython.display import display
+
+        self._handle = display({"text/plain": ""}, raw=True, display_id=True)
+
     def show(self, record: dict[str, Any]) -> None:
         from IPython.display import display
 
+        if self._handle is not None:  # reserved: fill it in place
+            self._handle.update(to_bundle(record), raw=True)
+            return
         self._handle = display(to_bundle(record), raw=True, display_id=True)
 
     def update(self, record: dict[str, Any], *, force: bool = False) -> None:

@@ -10,7 +10,7 @@ import sys
 from collections import deque
 from typing import Any, TextIO
 
-from hfjobs_magic.views.bundle import duration, money, push_lines
+from hfjobs_magic.views.bundle import duration, money, push_states
 from hfjobs_magic.views.terminal import collapse_cr
 from hfjobs_magic.watch import Update
 
@@ -22,6 +22,7 @@ class TextView:
         self._held: deque[str] = deque(maxlen=tail)
         self._held_total = 0
         self._stage: str | None = None
+        self._push_seen: set[str] = set()
 
     def started(self, record: dict[str, Any]) -> None:
         self._say(f"[hfjob] submitted {record['id']} on {record['flavor']}: {record['url']}")
@@ -34,6 +35,15 @@ class TextView:
         self._lines([collapse_cr(line) for line in update.lines])
         if update.final:
             self._finish(record)
+        else:
+            self._pushes(record)
+
+    def _pushes(self, record: dict[str, Any]) -> None:
+        """A line whenever what the storage confirms (or a push failure) changes, while the job runs."""
+        lines = {text for level, text in push_states(record) if level != "wait"}
+        for line in sorted(lines - self._push_seen):
+            self._say(f"[hfjob] push {line}")
+        self._push_seen = lines
 
     def _lines(self, lines: list[str]) -> None:
         room = max(0, self.head - self._printed)
@@ -61,8 +71,8 @@ class TextView:
         if record.get("message"):
             summary += f": {record['message']}"
         self._say(summary)
-        for line in push_lines(record):
-            self._say(f"[hfjob] push {line}")
+        for level, text in push_states(record):
+            self._say(f"[hfjob] push {text}" if level != "warn" else f"[hfjob] WARNING: push {text}")
 
     def _say(self, text: str) -> None:
         self.out.write(text + "\n")

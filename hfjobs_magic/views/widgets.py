@@ -14,22 +14,34 @@ from typing import Any
 
 import ipywidgets as w
 
+from hfjobs_magic.cellscan import mask_tokens
 from hfjobs_magic.checks import CheckResult, failing
+from hfjobs_magic.record import unpushed
 from hfjobs_magic.views import ansi
-from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_lines, safe_link
+from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_html, push_states, safe_link
 from hfjobs_magic.views.terminal import collapse_cr
 from hfjobs_magic.watch import Update
 
 ICONS = {"ok": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
+ERROR_STYLE = "color:#dc2626"
 
 
 def checks_html(results: list[CheckResult]) -> str:
+    """One row per check; `data-check`/`data-status` say which and how, for tests and user styles."""
     rows = []
     for r in results:
+        status = html.escape(r.status, quote=True)
         fix = f"<br><i>Fix: {html.escape(r.fix)}</i>" if r.fix and r.status != "ok" else ""
-        rows.append(f"<tr><td>{ICONS.get(r.status, '')}</td><td><b>{html.escape(r.id)}</b></td>"
+        rows.append(f"<tr data-check='{html.escape(r.id, quote=True)}' data-status='{status}'>"
+                    f"<td title='{status}'>{ICONS.get(r.status, '')}</td><td><b>{html.escape(r.id)}</b></td>"
                     f"<td>{html.escape(r.message)}{fix}</td></tr>")
-    return f"<table>{''.join(rows)}</table>"
+    return f"<table class='hfjob-checks'>{''.join(rows)}</table>"
+
+
+def error_html(what: str, err: BaseException) -> str:
+    """An error from a button's callback, shown in the widget (JupyterLab sends callback output elsewhere)."""
+    detail = mask_tokens(str(err)) or type(err).__name__
+    return f"<b style='{ERROR_STYLE}'>{html.escape(what)}:</b> {html.escape(detail)}"
 
 
 class JobWidget:
@@ -41,13 +53,15 @@ class JobWidget:
         self.cancel_button = w.Button(description="Cancel job", button_style="danger", icon="stop")
         self.cancel_button.layout.display = "none"
         self.status = w.HTML()
+        self.pushes = w.HTML()  # the push panel: what the storage confirmed, live
         self.logs = w.HTML(layout=w.Layout(max_height="24em", overflow="auto"))
         self.outcome = w.HTML()
         self.box = w.VBox([self.checks, w.HBox([self.submit_button, self.recheck_button, self.cancel_button]),
-                           self.status, self.logs, self.outcome])
+                           self.status, self.pushes, self.logs, self.outcome])
         self._submit: Callable[[], None] | None = None
         self._recheck: Callable[[], list[CheckResult]] | None = None
         self._cancel: Callable[[], None] | None = None
+        self._worst_case = ""
         self.submit_button.on_click(lambda _b: self.submit())
         self.recheck_button.on_click(lambda _b: self._run_recheck())
         self.cancel_button.on_click(lambda _b: self._run_cancel())
@@ -69,12 +83,16 @@ class JobWidget:
         self.cancel_button.layout.display = None
 
     # -- actions ----------------------------------------------------------------------------
-    def show_checks(self, results: list[CheckResult], worst_case: str = "") -> None:
+    def show_checks(self, results: list[CheckResult], worst_case: str | None = None) -> None:
+        """The checklist; Submit is enabled only when none fails. `worst_case` (kept for Re-check) labels it."""
+        if worst_case is not None:
+            self._worst_case = worst_case
         self.checks.value = checks_html(results)
         blocked = bool(failing(results))
         self.submit_button.disabled = blocked
         self.submit_button.tooltip = "fix the failing checks first" if blocked else "start the job"
-        self.submit_button.description = f"Submit{f' (worst case {worst_case})' if worst_case else ''}"
+        label = f" (worst case {self._worst_case})" if self._worst_case else ""
+        self.submit_button.description = f"Submit{label}"
 
     def submit(self) -> None:
         if self.submit_button.disabled or self._submit is None:
@@ -84,17 +102,35 @@ class JobWidget:
         try:
             self._submit()
         except Exception as err:  # shown where the user looks, not lost in a callback
-            self.status.value = f"<b style='color:#dc2626'>Submission failed:</b> {html.escape(str(err))}"
+            self.status.value = error_html("Submission failed", err)
             self.submit_button.disabled = self.recheck_button.disabled = False
 
     def _run_recheck(self) -> None:
-        if self._recheck is not None:
+        """Run the checks again (e.g. after a login); the button says so while they run."""
+        if self._recheck is None:
+            return
+        self.submit_button.disabled = self.recheck_button.disabled = True
+        self.recheck_button.description = "Checking…"
+        self.status.value = ""
+        try:
             self.show_checks(self._recheck())
+        except Exception as err:
+            self.status.value = error_html("Re-check failed", err)
+        finally:
+            self.recheck_button.description = "Re-check"
+            self.recheck_button.disabled = False
 
     def _run_cancel(self) -> None:
-        if self._cancel is not None:
-            self.cancel_button.disabled = True
+        if self._cancel is None:
+            return
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Cancelling…"
+        try:
             self._cancel()
+        except Exception as err:
+            self.outcome.value = error_html("Cancel failed", err)
+            self.cancel_button.disabled = False
+            self.cancel_button.description = "Cancel job"
 
     # -- updates from the watcher -----------------------------------------------------------
     def started(self, record: dict[str, Any]) -> None:
@@ -104,6 +140,7 @@ class JobWidget:
     def update(self, update: Update) -> None:
         self._lines.extend(collapse_cr(line) for line in update.lines[-(self._lines.maxlen or 0):])
         self._render_status(update.record)
+        self._render_pushes(update.record)
         if update.lines:
             body = "\n".join(ansi.to_html(line) for line in self._lines)
             self.logs.value = f"<pre style='margin:0'>{body}</pre>"
@@ -121,10 +158,16 @@ class JobWidget:
             f"{money(record.get('cost_usd'))}"
         )
 
+    def _render_pushes(self, record: dict[str, Any]) -> None:
+        states = push_states(record)
+        rows = "".join(f"<div>{push_html(level, text)}</div>" for level, text in states)
+        self.pushes.value = f"<div><b>Pushes</b> (as the storage reports them){rows}</div>" if states else ""
+
     def _render_outcome(self, record: dict[str, Any]) -> None:
-        good = record.get("stage") == "COMPLETED"
+        good = record.get("stage") == "COMPLETED" and not unpushed(record)
         colour = "#16a34a" if good else "#dc2626"
         message = html.escape(record.get("message") or "")
-        pushes = "".join(f"<div>push: {html.escape(p)}</div>" for p in push_lines(record))
-        self.outcome.value = (f"<b style='color:{colour}'>Job ended {html.escape(record.get('stage', ''))}</b> "
-                              f"{message}{pushes}")
+        lost = [t["repo_id"] for t in unpushed(record)]
+        warning = f" <b>but nothing reached {html.escape(', '.join(lost))}: its results are lost</b>" if lost else ""
+        self.outcome.value = (f"<b style='color:{colour}'>Job ended {html.escape(record.get('stage', ''))}</b>"
+                              f"{warning} {message}")
