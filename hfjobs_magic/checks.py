@@ -75,7 +75,8 @@ def collect_facts(ctx: CheckContext) -> Facts:
     lines = line_mapper(ctx.cell, body)
     targets = collect_targets(ctx.spec, found_scan, lines)
     queries = [q for t in targets if _checkable(t) for q in t.lookups()]
-    found = gather(ctx.client, queries, ctx.deadline_s)
+    buckets = [ctx.spec.push] if ctx.spec.push and ctx.spec.push_kind in ("s3", "gs") else []
+    found = gather(ctx.client, queries, ctx.deadline_s, buckets=buckets)
     return Facts(ctx, found_scan, lines, targets, found, _account(found))
 
 
@@ -156,6 +157,7 @@ def check_push_target(f: Facts) -> CheckResult:
                  for push, text in unchecked_pushes(f.scan, f.lines)]
     if (orphan := _orphan_push_flag(f)) is not None:
         verdicts.append(orphan)
+    verdicts += [_bucket_verdict(url, answer) for url, answer in f.found.buckets.items()]
     if verdicts:
         return result("push_target", worst(verdicts) if len(verdicts) > 1 else verdicts[0])
     others = sorted({p.kind for p in f.scan.saves if p.kind != "hub"} | ({f.spec.push_kind} - {None, "hub"}))
@@ -165,6 +167,18 @@ def check_push_target(f: Facts) -> CheckResult:
         return CheckResult("push_target", OK, "no Hub repo to check: you chose to keep nothing (--allow-no-push)")
     return CheckResult("push_target", WARN, "no push target: neither --push nor the cell names a Hub repo",
                        'Add --push user/name (with --outputs DIR), or push in the cell: ds.push_to_hub("user/name").')
+
+
+def _bucket_verdict(url: str, answer: Answer) -> Verdict:
+    """An S3/GCS push target: reachable with the credentials the job will get, or why not."""
+    if not answer.ok:
+        return Verdict(WARN, f"{url}: could not check the bucket ({answer.failure})",
+                       "Check the bucket exists and your credentials reach it, then Re-check.")
+    reachable, message = answer.value
+    if reachable:
+        return Verdict(OK, message)
+    return Verdict(FAIL, message, "Set the credentials for this bucket here (they are passed to the job as "
+                   "secrets) and check the bucket name, then Re-check.")
 
 
 def _named(target: Target, verdict: Verdict) -> Verdict:

@@ -106,18 +106,28 @@ def _env_reads(f: Facts) -> list[Verdict]:
 
 
 def _cloud_credentials(f: Facts) -> list[Verdict]:
-    """S3 and GCS writes need credentials, and the job has none of its own."""
+    """S3 and GCS writes need credentials, and the job has none of its own.
+
+    For a `--push s3://` or `gs://` target the runner passes the credentials set here as secrets,
+    so they must be set here; a cell writing to a bucket itself must name them with --secrets.
+    """
+    from hfjobs_magic.storage import missing_credentials
+
     kinds = {p.kind: p for p in f.scan.saves if p.kind in ("s3", "gcs")}
-    push = {"s3": "s3", "gs": "gcs"}.get(f.spec.push_kind or "")
     found = []
-    if "s3" in kinds or push == "s3":
+    if f.spec.push_kind in ("s3", "gs") and (missing := missing_credentials(f.spec.push_kind)):
+        found.append(Verdict("fail", f"--push {f.spec.push} needs credentials the job does not have: "
+                             f"{', '.join(missing)} not set here",
+                             f"Set {', '.join(missing)} in this environment; hfjob passes them to the job as "
+                             "secrets."))
+    if "s3" in kinds:
         missing = [k for k in AWS_KEYS if k not in f.spec.secrets]
         if missing:
             found.append(Verdict("fail", f"{_what(f, kinds.get('s3'), 'S3')}, but the job has no AWS credentials "
                                  f"({', '.join(missing)} not among the secrets)",
                                  " ".join(f"--secrets {k}" for k in missing)
                                  + " (and AWS_SESSION_TOKEN, AWS_DEFAULT_REGION or AWS_ENDPOINT_URL if you use them)."))
-    if ("gcs" in kinds or push == "gcs") and not any(GCS_SECRET.search(n) for n in f.spec.secrets):
+    if "gcs" in kinds and not any(GCS_SECRET.search(n) for n in f.spec.secrets):
         found.append(Verdict("fail", f"{_what(f, kinds.get('gcs'), 'Google Cloud Storage')}, but the job has no "
                              "Google credentials among the secrets", "--secrets GOOGLE_APPLICATION_CREDENTIALS "
                              "(set locally to the service-account key's JSON contents, not its path)."))

@@ -49,17 +49,21 @@ class Lookups:
     whoami: Answer
     hardware: Answer
     repos: dict[tuple[str, str], Answer] = field(default_factory=dict)
+    buckets: dict[str, Answer] = field(default_factory=dict)  # S3/GCS push targets: (reachable, what was found)
     seconds: float = 0.0  # wall time of the whole gathering, for the benchmark
 
 
-def gather(client: HubClient | None, repos: Iterable[tuple[str, str]], deadline_s: float = DEADLINE_S) -> Lookups:
-    """whoami, hardware and every (repo_id, repo_type) at once; returns by the deadline whatever happens."""
+def gather(client: HubClient | None, repos: Iterable[tuple[str, str]], deadline_s: float = DEADLINE_S,
+           buckets: Iterable[str] = ()) -> Lookups:
+    """whoami, hardware, every (repo_id, repo_type) and every bucket at once; returns by the deadline."""
     started = time.monotonic()
-    keys = list(dict.fromkeys(repos))
+    keys, urls = list(dict.fromkeys(repos)), list(dict.fromkeys(buckets))
+    tasks: dict[Hashable, Callable[[], Any]] = {("bucket", u): (lambda u=u: _probe(u)) for u in urls}
     if client is None:
         missing = Answer(failure="no connection to the Hub was set up")
-        return Lookups(missing, missing, dict.fromkeys(keys, missing))
-    tasks: dict[Hashable, Callable[[], Any]] = {"hardware": lambda: _once(client, "hardware", client.hardware)}
+        probed = run_parallel(tasks, deadline_s) if tasks else {}
+        return Lookups(missing, missing, dict.fromkeys(keys, missing), {u: probed[("bucket", u)] for u in urls})
+    tasks["hardware"] = lambda: _once(client, "hardware", client.hardware)
     if client.token:
         tasks["whoami"] = lambda: _once(client, "whoami", client.whoami)
     for repo_id, repo_type in keys:
@@ -68,7 +72,15 @@ def gather(client: HubClient | None, repos: Iterable[tuple[str, str]], deadline_
     answers = run_parallel(tasks, deadline_s, secret=client.token)
     whoami = answers.pop("whoami", Answer(failure=NO_TOKEN))
     hardware = answers.pop("hardware")
-    return Lookups(whoami, hardware, {k: answers[k] for k in keys}, time.monotonic() - started)
+    probed = {u: answers[("bucket", u)] for u in urls}
+    return Lookups(whoami, hardware, {k: answers[k] for k in keys}, probed, time.monotonic() - started)
+
+
+def _probe(url: str) -> tuple[bool, str]:
+    """HEAD and list the bucket with the credentials the job will get (storage clients load only here)."""
+    from hfjobs_magic.storage import probe_target
+
+    return probe_target(url)
 
 
 def run_parallel(tasks: dict[Hashable, Callable[[], Any]], deadline_s: float,

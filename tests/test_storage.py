@@ -168,3 +168,30 @@ def test_success_crash_and_timeout_all_reach_the_bucket(sandbox, cloud, tmp_path
                       f"{base}/crash": [f"{prefix}/crash/partial.txt"],
                       f"{base}/timeout": [f"{prefix}/timeout/ckpt.txt"]}
     assert ok["push"][0]["repo_type"] == scheme and ok["push"][0]["reported"]
+
+
+# -- the checklist sees the bucket -----------------------------------------------------------------
+
+
+def _checks(line: str, sandbox) -> dict:
+    from hfjobs_magic.checks import context_for, run_checks
+
+    cell = "print('results land in --outputs')"
+    ctx = context_for(cell, build_spec(parse_line(line)), client=HubClient(sandbox.endpoint, sandbox.token))
+    return {r.id: r for r in run_checks(ctx)}
+
+
+def test_checklist_probes_the_bucket_with_the_credentials_the_job_gets(cloud, sandbox):
+    scheme, env = cloud
+    with environ(**env):
+        good = _checks(f"--outputs out --push {scheme}://{BUCKET}/run", sandbox)
+        missing = _checks(f"--outputs out --push {scheme}://no-such-bucket-here/run", sandbox)
+    assert good["push_target"].status == "ok" and good["secrets"].status != "fail"
+    assert missing["push_target"].status == "fail" and "no-such-bucket-here" in missing["push_target"].message
+
+
+def test_checklist_fails_a_bucket_target_without_local_credentials(sandbox):
+    with environ(AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY=""):
+        found = _checks(f"--outputs out --push s3://{BUCKET}/run", sandbox)
+    assert found["secrets"].status == "fail" and "AWS_ACCESS_KEY_ID" in found["secrets"].message
+    assert found["push_target"].status == "fail"
