@@ -110,21 +110,15 @@ def _execute(path: Path, out: Path, env: dict[str, str]) -> int:
     from nbclient.exceptions import CellExecutionError
 
     nb = nbio.read(path)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits our environment
     failure: str | None = None
     try:
         NotebookClient(nb, timeout=None, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+                       resources={"metadata": {"path": str(path.parent.resolve())}}).execute(
+            env={**os.environ, **env})  # the kernel's environment; ours stays as it is
     except CellExecutionError as err:
         first_line = (err.evalue or "").strip().splitlines()[:1]
         failure = f"{err.ename}: {first_line[0] if first_line else ''}"
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         nbformat.write(nb, str(out))
     print_summary(nb)
     print(f"[hfjob] executed notebook written to {out}")
