@@ -78,3 +78,10 @@ def test_widget_log_pane_keeps_only_the_last_lines_and_escapes_them():
     assert "<img" not in pane and "&lt;img" in pane and "tqdm 100%" in pane and "tqdm 1%" not in pane
     assert "COMPLETED" in widget.outcome.value
     assert widget.cancel_button.layout.display == "none"
+
+
+def test_money_never_shows_a_paid_job_as_free():
+    from hfjobs_magic.views.bundle import money
+
+    assert money(0.00001) == "< $0.0001" and money(0) == "$0.0000"
+    assert money(0.5) == "$0.5000" and money(12.345) == "$12.35" and money(None) == "unknown"

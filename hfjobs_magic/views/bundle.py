@@ -32,8 +32,11 @@ def safe_link(url: str | None, text: str) -> str:
 
 
 def money(value: float | None) -> str:
+    """Dollars, with enough digits that a cheap short job does not read as free."""
     if value is None:
         return "unknown"
+    if 0 < value < 0.0001:
+        return "< $0.0001"
     return f"${value:.4f}" if value < 1 else f"${value:.2f}"
 
 

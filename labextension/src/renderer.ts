@@ -170,9 +170,13 @@ export function duration(seconds: number | null): string {
   return h ? `${h}h${pad(m)}m${pad(s)}s` : `${m}m${pad(s)}s`;
 }
 
+/** Dollars, with enough digits that a cheap short job does not read as free. */
 export function money(usd: number | null): string {
   if (usd === null) {
     return 'unknown';
+  }
+  if (usd > 0 && usd < 0.0001) {
+    return '< $0.0001';
   }
   return `$${usd.toFixed(usd < 1 ? 4 : 2)}`;
 }

@@ -267,6 +267,7 @@ describe('formatting', () => {
   it.each([
     [null, 'unknown'],
     [0, '$0.0000'],
+    [0.00001, '< $0.0001'],
     [0.01234, '$0.0123'],
     [12.5, '$12.50']
   ])('money(%p) is %s', (usd, expected) => {
