@@ -111,10 +111,12 @@ class HFJobMagics(Magics):
             %%hfjob --dry-run          # show the script and the checks, submit nothing
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
+        from hfjobs_magic.cellscan import scan
         from hfjobs_magic.checks import CheckContext, run_checks
         from hfjobs_magic.runner import JobRequest
         from hfjobs_magic.script import build_script
         from hfjobs_magic.spec import build_spec, parse_args
+        from hfjobs_magic.targets import cell_push_targets
         from hfjobs_magic.wrapping import cell_hash
 
         spec = build_spec(parse_args(self.hfjob, line), self.defaults())
@@ -124,7 +126,9 @@ class HFJobMagics(Magics):
             return run_checks(CheckContext(spec=spec, script=script, cell=cell, client=self.client(),
                                            variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd))
 
-        self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash(cell), recheck=checks))
+        targets = tuple(cell_push_targets(spec, scan(script.body)))
+        self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash(cell), recheck=checks,
+                                     cell_targets=targets))
 
     # -- line magics -------------------------------------------------------------------------------
     @line_magic

@@ -27,7 +27,8 @@ def unpushed(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The declared targets that, by the storage's own answer, received nothing from a COMPLETED job."""
     if record.get("stage") != "COMPLETED":
         return []
-    return [t for t in record.get("push") or [] if t.get("checked") and not t.get("commits")]
+    targets = record.get("push") or []
+    return [t for t in targets if t.get("declared", True) and t.get("checked") and not t.get("commits")]
 
 
 @dataclass
@@ -43,6 +44,7 @@ class PushTarget:
     check_error: str | None = None  # why the last look at the storage failed
     reported: list[dict[str, Any]] = field(default_factory=list)  # {"files", "size", "ref"} per pushed line
     failure: str | None = None  # the wrapper's last "push ... FAILED" message
+    declared: bool = True  # named by --push; False for a repo found in the cell's own push calls
 
     @property
     def where(self) -> str:
@@ -59,6 +61,7 @@ class PushTarget:
             "check_error": self.check_error,
             "reported": list(self.reported),
             "failure": self.failure,
+            "declared": self.declared,
         }
 
 

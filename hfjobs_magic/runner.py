@@ -38,6 +38,7 @@ class JobRequest:
     notebook: str | None
     cell_hash: str
     recheck: Callable[[], list[CheckResult]] | None = None  # re-runs the checks, e.g. after a login
+    cell_targets: tuple[tuple[str, str], ...] = ()  # (repo_id, repo_type) the cell's own code pushes to
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lin
         if spec.push:
             kind = spec.push_kind if spec.push_kind in storage.SCHEMES else spec.repo_type or "model"
             record.push.append(PushTarget(spec.push, kind))
+        record.push += [PushTarget(repo_id, repo_type, declared=False) for repo_id, repo_type in request.cell_targets]
     return record
 
 

@@ -66,6 +66,19 @@ def collect_targets(spec: JobSpec, scan: CellScan, lines: Mapping[int, int] | No
     return list(targets.values())
 
 
+def cell_push_targets(spec: JobSpec, scan: CellScan) -> list[tuple[str, str]]:
+    """(repo_id, repo_type) of the repos the cell itself saves to, by literal id, other than `--push`.
+
+    The watcher verifies them too, so "pushed" means confirmed for them as well.
+    """
+    found = []
+    for target in collect_targets(spec, scan):
+        saving = [u for u in target.uses if u.saves and u.source != "--push"]
+        if saving and target.repo_id != spec.push:
+            found.append((target.repo_id, next((u.repo_type for u in saving if u.repo_type), "model")))
+    return found
+
+
 def unchecked_pushes(scan: CellScan, lines: Mapping[int, int] | None = None) -> list[tuple[Push, str]]:
     """Hub pushes whose repo is only known when the job runs, with what to tell the user."""
     named_by_args = any(p.repo_id and p.repo_type == "model" and p.call.endswith(("Arguments", "Config"))

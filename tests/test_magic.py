@@ -184,3 +184,15 @@ def test_interrupting_an_unattended_wait_leaves_the_job_running(sandbox, tmp_pat
     api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
     assert api.inspect_job(job_id=job_id, namespace=sandbox.user).status.stage == "RUNNING"
     api.cancel_job(job_id=job_id, namespace=sandbox.user)
+
+
+def test_repos_the_cell_pushes_to_are_verified_too(sandbox, tmp_path, unique_name):
+    repo = f"alice/{unique_name}"
+    cell = (f"%%hfjob --yes --timeout 5m\nfrom huggingface_hub import HfApi\n"
+            f"HfApi().create_repo('{repo}', repo_type='dataset', exist_ok=True)\n"
+            f"HfApi().upload_file(path_or_fileobj=b'1', path_in_repo='x.txt', repo_id='{repo}', repo_type='dataset')")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    (target,) = final_record(nb.cells[1])["push"]
+    assert (target["repo_id"], target["repo_type"], target["declared"]) == (repo, "dataset", False)
+    assert target["verified"] and len(target["commits"]) == 1
