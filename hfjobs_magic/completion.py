@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hfjobs_magic.hardware import FLAVORS
-
 
 def complete_hfjob(_shell: Any, event: Any) -> list[str]:
     """Flags after a space, flavor names after --flavor; IPython filters by the typed prefix."""
+    from hfjobs_magic.hardware import FLAVORS
     from hfjobs_magic.spec import REPO_TYPES, known_flags
 
     words = event.line.split()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import keyword
 import re
 import sys
@@ -84,10 +85,17 @@ def job_arguments(func: F) -> F:
     return func
 
 
-@magic_arguments("hfjob")
-@job_arguments
-def _hfjob(line: str = "") -> None:
-    """Run this cell as a uv script on Hugging Face Jobs hardware."""
+@functools.cache
+def _line_parser() -> Callable[..., Any]:
+    """A function carrying the flags' parser, for parsing outside a kernel; built on first use, so
+    loading the extension does not pay for a second parser."""
+
+    @magic_arguments("%hfjob")
+    @job_arguments
+    def hfjob(line: str = "") -> None:
+        """Run this cell as a uv script on Hugging Face Jobs hardware."""
+
+    return hfjob
 
 
 def known_flags() -> list[str]:
@@ -97,7 +105,7 @@ def known_flags() -> list[str]:
 
 def parse_line(line: str) -> argparse.Namespace:
     """Parse a `%%hfjob` line outside a kernel, with the magic's own declarations."""
-    return parse_args(_hfjob, line)
+    return parse_args(_line_parser(), line)
 
 
 def parse_args(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
