@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{30,}")
+from hfjobs_magic.mask import TOKEN_LITERAL, hide_token_literals
+
+TOKEN_PATTERN = TOKEN_LITERAL
 
 HUB_UPLOADS = {"upload_file", "upload_folder", "create_commit", "upload_large_folder"}
 CREATES_REPO = {"push_to_hub", "upload_large_folder", "create_repo", "CommitScheduler"}
@@ -95,8 +97,7 @@ def token_lines(text: str) -> list[int]:
     return [n for n, line in enumerate(text.splitlines(), 1) if TOKEN_PATTERN.search(line)]
 
 
-def mask_tokens(text: str) -> str:
-    return TOKEN_PATTERN.sub("hf_***", text)
+mask_tokens = hide_token_literals
 
 
 def scan(source: str, constants: Mapping[str, str] | None = None) -> CellScan:

@@ -353,7 +353,12 @@ CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
     """Every check, in the order of CHECK_IDS; the Hub is asked once, in parallel."""
     facts = collect_facts(ctx)
-    return [_safely(check_id, check, facts) for check_id, check in CHECKS]
+    return [_masked(_safely(check_id, check, facts)) for check_id, check in CHECKS]
+
+
+def _masked(result: CheckResult) -> CheckResult:
+    """A token typed into a flag or the cell is never echoed back by a message."""
+    return CheckResult(result.id, result.status, mask_tokens(result.message), mask_tokens(result.fix))
 
 
 def _safely(check_id: str, check: Callable[[Facts], CheckResult], facts: Facts) -> CheckResult:

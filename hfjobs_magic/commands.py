@@ -13,6 +13,7 @@ from IPython.core.error import UsageError
 
 from hfjobs_magic import notebook as nbio
 from hfjobs_magic.checks import FAIL, CheckResult, context_for, run_checks
+from hfjobs_magic.mask import TOKEN_LITERAL
 from hfjobs_magic.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
 
 
@@ -76,14 +77,20 @@ def export_notebook(name: str, out_dir: str | None) -> int:
     target = Path(out_dir) if out_dir else path.parent
     target.mkdir(parents=True, exist_ok=True)
     cells = nbio.job_cells(nbio.read(path))
+    refused = 0
     for cell in cells:
+        if TOKEN_LITERAL.search(f"{cell.line}\n{cell.body}"):
+            print(f"cell {cell.index}: not exported, it holds a Hugging Face token literal; read the token "
+                  "from the environment instead (HF_TOKEN is passed to jobs as a secret)", file=sys.stderr)
+            refused += 1
+            continue
         script = build_script(cell.body, cell_spec(path, cell), variables=None, notebook=str(path))
         out = target / f"{path.stem}_cell{cell.index}.py"
         out.write_text(script.text, encoding="utf-8")
         print(f"wrote {out}  (run it with: uv run {out}, or: hf jobs uv run {out})")
     if not cells:
         print(f"No %%hfjob cells in {path}.", file=sys.stderr)
-    return 0
+    return 1 if refused else 0
 
 
 def run_notebook(name: str, *, sandbox: bool, yes: bool, output: str | None) -> int:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class HfJobError(Exception):
-    """Base class of every error a job cell raises on purpose."""
+    """Base class of every error a job cell raises on purpose.
+
+    IPython shows these as their message alone: no frames from our internals, and no
+    echo of the `%%hfjob` line (which could hold a secret); token literals are masked.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        from hfjobs_magic.mask import hide_token_literals
+
+        return [hide_token_literals(f"{type(self).__name__}: {self}")]
 
 
 class HfJobCheckError(HfJobError):

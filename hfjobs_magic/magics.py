@@ -12,6 +12,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
+from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.spec import DEFAULT_FLAVOR, DEFAULT_IMAGE, Defaults, job_arguments
 
 HEADLESS_ENV = "HFJOB_HEADLESS"
@@ -119,8 +120,11 @@ class HFJobMagics(Magics):
         from hfjobs_magic.targets import cell_push_targets
         from hfjobs_magic.wrapping import cell_hash
 
-        spec = build_spec(parse_args(self.hfjob, line), self.defaults())
-        script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(), first_line=2)
+        try:
+            spec = build_spec(parse_args(self.hfjob, line), self.defaults())
+            script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(), first_line=2)
+        except UsageError as err:  # a value echoed back may be a token typed into a flag
+            raise UsageError(hide_token_literals(str(err))) from None
 
         def checks() -> list:
             return run_checks(CheckContext(spec=spec, script=script, cell=cell, client=self.client(),

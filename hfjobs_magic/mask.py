@@ -12,6 +12,13 @@ from collections.abc import Iterable
 
 MIN_PIECE = 8
 MASK = "***"
+# What a Hugging Face token looks like; a literal one is never echoed back, wherever we found it.
+TOKEN_LITERAL = re.compile(r"hf_[A-Za-z0-9]{30,}")
+
+
+def hide_token_literals(text: str) -> str:
+    """`hf_` + a long run of letters and digits -> `hf_***`, for every message we print or save."""
+    return TOKEN_LITERAL.sub("hf_" + MASK, text)
 
 
 class SecretMasker:

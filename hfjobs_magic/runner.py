@@ -19,6 +19,7 @@ from hfjobs_magic.checks import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.history import Entry, History
 from hfjobs_magic.hub import LABEL_TOOL, HubClient, Submission
+from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.record import JobRecord, PushTarget, unpushed
 from hfjobs_magic.views.bundle import RecordDisplay
 from hfjobs_magic.watch import JobWatch, Pacing, Update, apply_job_info
@@ -138,7 +139,7 @@ class Runner:
     # -- entry point -------------------------------------------------------------------
     def run(self, request: JobRequest) -> JobRecord | None:
         if request.spec.dry_run:
-            print(request.script.text)
+            print(hide_token_literals(request.script.text))
             print("Checks:\n" + checks_table(request.checks))
             return None
         if self.settings.headless:

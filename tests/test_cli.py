@@ -140,3 +140,15 @@ def test_run_of_a_notebook_without_jobs_says_so(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "no job ran" in result.stdout
     assert nbformat.read(str(tmp_path / "plain.out.ipynb"), as_version=4).cells[0].outputs[0]["text"] == "2\n"
+
+
+def test_export_refuses_a_cell_holding_a_token_literal(tmp_path):
+    token = "hf_TypedByMistake0123456789abcdefghijkl"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"%%hfjob --allow-no-push\nHF = '{token}'\nprint(1)"),
+                nbformat.v4.new_code_cell("%%hfjob --allow-no-push\nprint(2)")]
+    path = tmp_path / "tok.ipynb"
+    nbformat.write(nb, str(path))
+    result = run([str(BIN / "hfjob"), "export", str(path), "-o", str(tmp_path / "out")])
+    assert result.returncode == 1 and "token literal" in result.stderr and token not in result.stderr
+    assert [p.name for p in (tmp_path / "out").glob("*.py")] == ["tok_cell1.py"]

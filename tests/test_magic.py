@@ -196,3 +196,21 @@ def test_repos_the_cell_pushes_to_are_verified_too(sandbox, tmp_path, unique_nam
     (target,) = final_record(nb.cells[1])["push"]
     assert (target["repo_id"], target["repo_type"], target["declared"]) == (repo, "dataset", False)
     assert target["verified"] and len(target["commits"]) == 1
+
+
+def test_a_token_typed_into_a_flag_or_the_cell_is_never_echoed(sandbox, tmp_path):
+    token = "hf_TypedByMistake0123456789abcdefghijkl"
+    cells = [
+        LOAD,
+        f"%%hfjob --dry-run --allow-no-push\nfrom huggingface_hub import HfApi\napi = HfApi(token='{token}')",
+        f"%%hfjob --yes --allow-no-push --secrets MYKEY={token}\nprint(1)",
+        f"%%hfjob --yes --allow-no-push --env KEY={token}\nprint(1)",
+        f"%%hfjob --yes --allow-no-push --flavor {token}\nprint(1)",
+        f"%%hfjob --yes --allow-no-push --timeout {token}\nprint(1)",
+    ]
+    nb, _ = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb", allow_errors=True)
+    for cell in nb.cells[1:]:
+        shown = json.dumps(cell.outputs)
+        assert token not in shown and token[3:15] not in shown, shown
+    assert "HfJobCheckError" in text_of(nb.cells[2]) and "secrets" in text_of(nb.cells[2])
+    assert "UsageError" in text_of(nb.cells[5])
