@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobNotConfirmed
+from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobHubError, HfJobNotConfirmed
 
 __version__ = "0.1.0"
 __all__ = [
     "HfJobCheckError",
     "HfJobError",
     "HfJobFailed",
+    "HfJobHubError",
     "HfJobNotConfirmed",
     "__version__",
     "load_ipython_extension",

@@ -52,6 +52,7 @@ class CheckContext:
     max_cost_usd: float | None = None
     build_error: str | None = None
     deadline_s: float = DEADLINE_S
+    first_line: int = 1  # the number the cell's first line has where the user reads it (2 under %%hfjob)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Facts:
         return bool(self.hub_pushes) or self.spec.push_kind == "hub"
 
     def line(self, body_line: int) -> int:
-        return self.lines.get(body_line, body_line)
+        return self.lines.get(body_line, body_line + self.ctx.first_line - 1)
 
 
 def result(check_id: str, verdict: Verdict) -> CheckResult:

@@ -72,7 +72,7 @@ def collect_facts(ctx: CheckContext) -> Facts:
     known = ctx.variables or {}
     constants = {n: v for n in ctx.spec.vars if isinstance(v := known.get(n), str)}
     found_scan = scan(body, constants)
-    lines = line_mapper(ctx.cell, body)
+    lines = {b: c + ctx.first_line - 1 for b, c in line_mapper(ctx.cell, body).items()}
     targets = collect_targets(ctx.spec, found_scan, lines)
     queries = [q for t in targets if _checkable(t) for q in t.lookups()]
     buckets = [ctx.spec.push] if ctx.spec.push and ctx.spec.push_kind in ("s3", "gs") else []

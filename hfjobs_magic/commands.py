@@ -13,8 +13,10 @@ from IPython.core.error import UsageError
 
 from hfjobs_magic import notebook as nbio
 from hfjobs_magic.checks import FAIL, CheckResult, context_for, run_checks
-from hfjobs_magic.mask import TOKEN_LITERAL
+from hfjobs_magic.mask import TOKEN_LITERAL, hide_token_literals
 from hfjobs_magic.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
+
+FAILURE_LINES = 30  # of an error's message, printed by `hfjob run`: the failing checks or the job's log tail
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,7 @@ def _execute(path: Path, out: Path, env: dict[str, str]) -> int:
                        resources={"metadata": {"path": str(path.parent.resolve())}}).execute(
             env={**os.environ, **env})  # the kernel's environment; ours stays as it is
     except CellExecutionError as err:
-        first_line = (err.evalue or "").strip().splitlines()[:1]
-        failure = f"{err.ename}: {first_line[0] if first_line else ''}"
+        failure = failure_text(nb, err.ename, err.evalue)
     finally:
         nbformat.write(nb, str(out))
     print_summary(nb)
@@ -133,6 +134,17 @@ def _execute(path: Path, out: Path, env: dict[str, str]) -> int:
         print(f"[hfjob] FAILED: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def failure_text(nb: Any, ename: str, evalue: str | None, max_lines: int = FAILURE_LINES) -> str:
+    """Which cell failed and the error's whole message (failing checks, the job's last log lines), bounded."""
+    cell = next((i for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if o.get("output_type") == "error"),
+                None)
+    lines = (evalue or "").strip().splitlines() or [""]
+    if len(lines) > max_lines:
+        lines = lines[:1] + [f"... ({len(lines) - max_lines} lines not shown)"] + lines[-(max_lines - 1):]
+    where = f"cell {cell}: " if cell is not None else ""
+    return hide_token_literals(f"{where}{ename}: " + "\n".join(lines))
 
 
 def print_summary(nb: Any) -> None:

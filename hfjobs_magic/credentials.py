@@ -34,7 +34,7 @@ def _token_literals(f: Facts) -> list[Verdict]:
     fix = (f"Delete it and revoke it at {TOKENS_URL} (it is saved in the notebook); the job gets your token as the "
            'HF_TOKEN secret: read os.environ["HF_TOKEN"].')
     found = []
-    lines = token_lines(f.ctx.cell)
+    lines = [n + f.ctx.first_line - 1 for n in token_lines(f.ctx.cell)]
     if lines:
         found.append(Verdict("fail", f"a Hugging Face token literal on line {_lines(lines)} of the cell", fix))
     for key, value in f.spec.env.items():

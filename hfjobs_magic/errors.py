@@ -35,3 +35,7 @@ class HfJobFailed(HfJobError):
         super().__init__(message)
         self.job_id = job_id
         self.stage = stage
+
+
+class HfJobHubError(HfJobError):
+    """The Hub refused a request (bad token, unknown job, no right) or could not be reached."""

@@ -9,12 +9,14 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from hfjobs_magic import hardware
+from hfjobs_magic.errors import HfJobError, HfJobHubError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -67,6 +69,57 @@ def is_transient(err: BaseException) -> bool:
     return type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"} or isinstance(
         err, ConnectionError
     )
+
+
+def status_of(err: BaseException) -> int | None:
+    return getattr(getattr(err, "response", None), "status_code", None)
+
+
+def hub_failure(err: BaseException, endpoint: str) -> str | None:
+    """A refusal or a network failure in plain words, with what to do; None for anything else (a bug shows)."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
+    if isinstance(err, LocalTokenNotFoundError):
+        return "there is no Hugging Face token here. Run `hf auth login` or set HF_TOKEN."
+    status = status_of(err)
+    if isinstance(err, HfHubHTTPError) and status is not None:
+        detail = getattr(err, "server_message", None) or ""
+        said = f": {detail.strip().splitlines()[0]}" if detail.strip() else ""
+        if status == 401:
+            return (f"the Hub rejected your token (HTTP 401{said}): it is invalid, expired or revoked. Log in "
+                    "again with `hf auth login`, or set HF_TOKEN to a valid token.")
+        if status == 403:
+            return (f"the Hub refused it (HTTP 403{said}): your token is read-only, or you are not a member of "
+                    "that user or org.")
+        return f"the Hub answered HTTP {status}{said}."
+    if is_transient(err):
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "no detail")
+        return (f"could not reach the Hub at {endpoint} ({type(err).__name__}: {first}). Check your connection "
+                "and HF_ENDPOINT, then try again.")
+    return None
+
+
+@contextmanager
+def hub_errors(client: HubClient, doing: str, not_found: str | None = None, unsure: str = "") -> Iterator[None]:
+    """Turn a Hub refusal or an unreachable Hub into one `HfJobHubError` line (no traceback of ours).
+
+    `not_found` replaces the message of a 404 (e.g. naming the job id and its namespace); `unsure` is
+    added when the request may have reached the Hub although no answer came back.
+    """
+    from hfjobs_magic.mask import SecretMasker, hide_token_literals
+
+    try:
+        yield
+    except HfJobError:
+        raise
+    except Exception as err:
+        message = not_found if not_found and status_of(err) == 404 else hub_failure(err, client.endpoint)
+        if message is None:
+            raise
+        if unsure and is_transient(err):
+            message += f" {unsure}"
+        text = SecretMasker([client.token or ""]).mask(hide_token_literals(f"{doing}: {message}"))
+        raise HfJobHubError(text) from None
 
 
 def resolve_endpoint() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from hfjobs_magic.history import History
-from hfjobs_magic.hub import LABEL_TOOL, HubClient
+from hfjobs_magic.hub import LABEL_TOOL, HubClient, hub_errors
 from hfjobs_magic.mask import SecretMasker
 
 
@@ -24,7 +26,19 @@ def resolve(client: HubClient, history: History, job: str, namespace: str | None
     entry = history.find(job)
     if entry is not None:
         return JobRef(entry.id, entry.namespace)
-    return JobRef(job, namespace or client.username())
+    if namespace:
+        return JobRef(job, namespace)
+    with hub_errors(client, f"cannot find job {job}"):
+        return JobRef(job, client.username())
+
+
+@contextmanager
+def about_job(client: HubClient, ref: JobRef, doing: str) -> Iterator[None]:
+    """Hub failures on one job as a clear line; an unknown id says where it was looked for."""
+    not_found = (f"there is no job {ref.id} in {ref.namespace}. Check the id (%hfjob_ps lists your recent "
+                 "jobs); for a job of another user or org, run %config HFJobMagics.namespace = 'NAME' first.")
+    with hub_errors(client, f"{doing} job {ref.id}", not_found=not_found):
+        yield
 
 
 def age(moment: datetime | None) -> str:
@@ -39,8 +53,9 @@ def age(moment: datetime | None) -> str:
 
 def print_jobs(client: HubClient, history: History, namespace: str | None, limit: int = 20) -> None:
     """Recent jobs started from notebooks, newest first, with the notebook cell they came from."""
-    ns = namespace or client.username()
-    jobs = client.list_jobs(ns, labels={LABEL_TOOL: "1"})
+    with hub_errors(client, "cannot list your jobs"):
+        ns = namespace or client.username()
+        jobs = client.list_jobs(ns, labels={LABEL_TOOL: "1"})
     jobs.sort(key=lambda j: j.created_at or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
     if not jobs:
         print(f"No jobs started from notebooks in {ns}.")
@@ -62,11 +77,13 @@ def print_logs(client: HubClient, history: History, job: str, tail: int | None, 
         raise UsageError("--tail must be a positive number of lines")
     ref = resolve(client, history, job, namespace)
     masker = SecretMasker([client.token or ""])
-    for line in client.logs(ref.id, ref.namespace, follow=False, tail=tail):
-        print(masker.mask(line))
+    with about_job(client, ref, "cannot read the logs of"):
+        for line in client.logs(ref.id, ref.namespace, follow=False, tail=tail):
+            print(masker.mask(line))
 
 
 def cancel(client: HubClient, history: History, job: str, namespace: str | None) -> Any:
     ref = resolve(client, history, job, namespace)
-    client.cancel(ref.id, ref.namespace)
+    with about_job(client, ref, "cannot cancel"):
+        client.cancel(ref.id, ref.namespace)
     print(f"Cancel requested for job {ref.id}; it ends as CANCELED.")

@@ -16,6 +16,7 @@ from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.spec import DEFAULT_FLAVOR, DEFAULT_IMAGE, Defaults, job_arguments
 
 HEADLESS_ENV = "HFJOB_HEADLESS"
+FIRST_LINE = 2  # the cell's code starts under the %%hfjob line: messages number lines as the notebook shows them
 
 
 def is_headless(shell: Any) -> bool:
@@ -122,13 +123,15 @@ class HFJobMagics(Magics):
 
         try:
             spec = build_spec(parse_args(self.hfjob, line), self.defaults())
-            script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(), first_line=2)
+            script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(),
+                                  first_line=FIRST_LINE)
         except UsageError as err:  # a value echoed back may be a token typed into a flag
             raise UsageError(hide_token_literals(str(err))) from None
 
         def checks() -> list:
             return run_checks(CheckContext(spec=spec, script=script, cell=cell, client=self.client(),
-                                           variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd))
+                                           variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd,
+                                           first_line=FIRST_LINE))
 
         targets = tuple(cell_push_targets(spec, scan(script.body)))
         self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash(cell), recheck=checks,

@@ -19,9 +19,19 @@ class JobCell:
 
 
 def read(path: str | Path) -> Any:
+    """The notebook at `path`; a file that is missing or not a notebook is a `UsageError` naming it."""
     import nbformat
+    from IPython.core.error import UsageError
 
-    return nbformat.read(str(path), as_version=4)
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read it ({err.strerror or err})") from None
+    except Exception as err:  # nbformat raises JSON, schema and attribute errors alike for a non-notebook
+        detail = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+        raise UsageError(f"{path} is not a Jupyter notebook ({detail[:200]})") from None
 
 
 def job_cells(nb: Any) -> list[JobCell]:

@@ -18,7 +18,7 @@ from hfjobs_magic import storage
 from hfjobs_magic.checks import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.history import Entry, History
-from hfjobs_magic.hub import LABEL_TOOL, HubClient, Submission
+from hfjobs_magic.hub import LABEL_TOOL, HubClient, Submission, hub_errors
 from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.record import JobRecord, PushTarget, unpushed
 from hfjobs_magic.views.bundle import RecordDisplay
@@ -252,11 +252,12 @@ class Runner:
     # -- reattaching ---------------------------------------------------------------------------
     def attach(self, job: str, namespace: str | None) -> JobRecord:
         """The live view of a job again: followed if it runs, replayed in full if it ended."""
-        from hfjobs_magic.joblist import resolve
+        from hfjobs_magic.joblist import about_job, resolve
         from hfjobs_magic.views.text import TextView
 
         ref = resolve(self.client, self.history, job, namespace)
-        info = self.client.inspect(ref.id, ref.namespace)
+        with about_job(self.client, ref, "cannot attach to"):
+            info = self.client.inspect(ref.id, ref.namespace)
         entry = self.history.find(ref.id)
         record = new_record(info, None, self.client, self.settings.log_lines)
         if entry is not None:
@@ -285,8 +286,11 @@ class Runner:
 
     # -- shared -----------------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobRecord:
-        submission = build_submission(request, self.client)
-        info = self.client.submit(submission)
+        with hub_errors(self.client, "the job was not submitted"):
+            submission = build_submission(request, self.client)
+        with hub_errors(self.client, "the job could not be submitted",
+                        unsure="If the Hub got it anyway, %hfjob_ps lists it: check before running the cell again."):
+            info = self.client.submit(submission)
         record = new_record(info, request, self.client, self.settings.log_lines)
         self.history.append(Entry(
             id=record.id, namespace=record.namespace, url=record.url, flavor=record.flavor,

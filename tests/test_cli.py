@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from huggingface_hub import HfApi
 
 from hfjobs_magic.hub import JOB_COMMAND, SCRIPT_ENV
@@ -152,3 +153,28 @@ def test_export_refuses_a_cell_holding_a_token_literal(tmp_path):
     result = run([str(BIN / "hfjob"), "export", str(path), "-o", str(tmp_path / "out")])
     assert result.returncode == 1 and "token literal" in result.stderr and token not in result.stderr
     assert [p.name for p in (tmp_path / "out").glob("*.py")] == ["tok_cell1.py"]
+
+
+@pytest.mark.parametrize("content", ["not json\n", "{}", "[1]"])
+def test_check_and_export_of_a_file_that_is_no_notebook_say_so(tmp_path, capsys, content):
+    from hfjobs_magic.cli import main
+
+    path = tmp_path / "broken.ipynb"
+    path.write_text(content)
+    for command in ("check", "export"):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{path} is not a Jupyter notebook" in err and "Traceback" not in err
+
+
+def test_run_prints_which_cell_failed_and_the_whole_reason():
+    from hfjobs_magic.commands import failure_text
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("%%hfjob ...")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="HfJobFailed", evalue="...", traceback=[])]
+    tail = "\n".join(f"log line {i}" for i in range(100)) + "\nValueError: boom"
+    text = failure_text(nb, "HfJobFailed", f"Job j1 ended ERROR: exit code 1\n--- last log lines ---\n{tail}")
+    lines = text.splitlines()
+    assert lines[0] == "cell 1: HfJobFailed: Job j1 ended ERROR: exit code 1"
+    assert lines[-1] == "ValueError: boom" and "lines not shown" in text and len(lines) <= 31

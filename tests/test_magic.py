@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from huggingface_hub import HfApi
 
+from hfjobs_magic.errors import HfJobHubError
 from hfjobs_magic.sandbox import Sandbox
 from tests.nbrun import execute, final_record, records, sandbox_env, text_of
 
@@ -214,3 +216,53 @@ def test_a_token_typed_into_a_flag_or_the_cell_is_never_echoed(sandbox, tmp_path
         assert token not in shown and token[3:15] not in shown, shown
     assert "HfJobCheckError" in text_of(nb.cells[2]) and "secrets" in text_of(nb.cells[2])
     assert "UsageError" in text_of(nb.cells[5])
+
+
+# -- in-process: the magic in a plain IPython shell (headless), for fast error-path tests -----------------
+
+@pytest.fixture
+def shell(sandbox, tmp_path, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    for key, value in sandbox_env(sandbox, tmp_path, HFJOB_HEADLESS="1").items():
+        monkeypatch.setenv(key, value)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "hfjobs_magic")
+    return ip
+
+
+def raised(shell, code: str) -> BaseException | None:
+    return shell.run_cell(code).error_in_exec
+
+
+@pytest.mark.parametrize("line", ["hfjob_logs nosuchjob", "hfjob_cancel nosuchjob", "hfjob_attach nosuchjob"])
+def test_an_unknown_job_id_is_one_clear_line(shell, line):
+    err = raised(shell, f"%{line}")
+    assert isinstance(err, HfJobHubError), err
+    assert "there is no job nosuchjob in alice" in str(err) and "%hfjob_ps" in str(err)
+    assert err._render_traceback_() == [f"HfJobHubError: {err}"]  # IPython shows no frame of ours
+
+
+def test_line_magics_without_a_token_or_a_hub_say_what_to_do(shell, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    err = raised(shell, "%hfjob_ps")
+    assert isinstance(err, HfJobHubError) and "hf auth login" in str(err)
+    monkeypatch.setenv("HF_TOKEN", "hf_sandbox_not_a_token_at_all")
+    err = raised(shell, "%hfjob_logs abc")
+    assert isinstance(err, HfJobHubError) and "HTTP 401" in str(err) and "not_a_token" not in str(err)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    err = raised(shell, "%hfjob_ps")
+    assert isinstance(err, HfJobHubError) and "could not reach the Hub at http://127.0.0.1:9" in str(err)
+
+
+def test_an_unreachable_hub_at_submission_is_one_clear_line(shell, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the checks only warn; the submission fails
+    err = raised(shell, "%%hfjob --allow-no-push --timeout 1m --yes\nprint(1)")
+    assert isinstance(err, HfJobHubError), err
+    assert str(err).startswith("the job was not submitted: could not reach the Hub")
+
+
+def test_every_check_numbers_lines_as_the_notebook_shows_them(shell, capsys):
+    assert shell.run_cell("%%hfjob --dry-run --allow-no-push\n%pip install numpy\nprint(undefined_var)").success
+    out = capsys.readouterr().out
+    assert "line 2: `%pip install numpy`" in out and "undefined_var (line 3)" in out
