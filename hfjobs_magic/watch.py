@@ -40,6 +40,7 @@ class Update:
 @dataclass
 class Pacing:
     emit_every: float = 0.25  # at most four view updates a second
+    heartbeat: float = 2.0  # at least this often, so elapsed time and cost tick while a job is silent
     poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes
     poll_max: float = 10.0
     push_every: float = 15.0  # how often pushes are re-verified while the job runs
@@ -156,11 +157,13 @@ class JobWatch:
         poll_gap, next_poll, next_push, next_emit = p.poll_first, 0.0, time.monotonic() + p.push_every, 0.0
         pending: list[str] = []
         final_since: float | None = None
-        reader_done = False
+        reader_done, dirty, last_emit = False, False, 0.0
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_poll:
+                before = (self.record.stage, self.record.message)
                 changed = self._poll_stage()
+                dirty |= (self.record.stage, self.record.message) != before
                 poll_gap = p.poll_first if changed else min(poll_gap * 1.5, p.poll_max)
                 next_poll = now + poll_gap
                 if self.record.final and final_since is None:
@@ -174,9 +177,10 @@ class JobWatch:
                 next_poll = time.monotonic()  # a log stream ends with its job: ask for the final stage now
             reader_done = done
             pending += batch
-            if (pending or batch) and time.monotonic() >= next_emit:
+            now = time.monotonic()
+            if (pending or dirty or now - last_emit >= p.heartbeat) and now >= next_emit:
                 self.on_update(Update(self.record.as_json(), pending))
-                pending, next_emit = [], time.monotonic() + p.emit_every
+                pending, dirty, last_emit, next_emit = [], False, now, now + p.emit_every
             if final_since is not None and (reader_done or time.monotonic() - final_since > p.log_grace):
                 break
         self._leftover = pending
@@ -225,7 +229,9 @@ class JobWatch:
         try:
             info = self.client.inspect(self.record.id, self.record.namespace)
         except Exception as err:
-            if is_transient(err):
+            if is_transient(err):  # say so: a silent view during an outage looks like a hung job
+                reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+                self.record.message = f"no answer from the Hub ({reason}); still trying"
                 return False
             raise
         before = self.record.stage

@@ -81,3 +81,15 @@ def test_submission_refused_for_good_is_not_retried(fresh_sandbox):
     else:
         raise AssertionError("a read token must not be able to start a job")
     assert HubClient(fresh_sandbox.endpoint, fresh_sandbox.token).list_jobs("alice") == []
+
+
+def test_a_silent_job_still_updates_its_stage_and_an_outage_is_said(fresh_sandbox):
+    client = HubClient(fresh_sandbox.endpoint, fresh_sandbox.token)
+    info = submit(client, "import time\ntime.sleep(4)")
+    fresh_sandbox.faults.fail_next(4, status=503, path_prefix=f"/api/jobs/alice/{info.id}")
+    record, updates = follow(client, info)
+    assert record.stage == "COMPLETED"
+    running = [u for u in updates if u.record["stage"] == "RUNNING" and not u.lines]
+    assert running, "a job printing nothing must still show it is running"
+    assert any("no answer from the Hub" in (u.record["message"] or "") for u in updates)
+    assert updates[-1].record["message"] is None  # the outage notice goes once the Hub answers

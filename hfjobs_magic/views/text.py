@@ -22,6 +22,7 @@ class TextView:
         self._held: deque[str] = deque(maxlen=tail)
         self._held_total = 0
         self._stage: str | None = None
+        self._message: str | None = None
         self._push_seen: set[str] = set()
 
     def started(self, record: dict[str, Any]) -> None:
@@ -32,6 +33,10 @@ class TextView:
         if record["stage"] != self._stage:
             self._stage = record["stage"]
             self._say(f"[hfjob] {record['id']} is {self._stage}")
+        if record.get("message") != self._message and not update.final:
+            self._message = record.get("message")
+            if self._message:  # e.g. the Hub not answering: worth a line, once
+                self._say(f"[hfjob] {self._message}")
         self._lines([collapse_cr(line) for line in update.lines])
         if update.final:
             self._finish(record)
