@@ -85,3 +85,19 @@ def test_money_never_shows_a_paid_job_as_free():
 
     assert money(0.00001) == "< $0.0001" and money(0) == "$0.0000"
     assert money(0.5) == "$0.5000" and money(12.345) == "$12.35" and money(None) == "unknown"
+
+
+def test_a_terminal_gets_the_record_twice_not_once_a_second(capsys):
+    """Outside a kernel a display cannot be updated in place: only the first and the final one print."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from hfjobs_magic.views.bundle import RecordDisplay
+
+    InteractiveShell.instance()
+    display = RecordDisplay(min_interval=0.0)
+    display.show(record())
+    for _ in range(50):
+        display.update(record())
+    display.update(record(stage="COMPLETED"), force=True)
+    printed = capsys.readouterr().out
+    assert printed.count("HF Job abc123") == 2 and "[COMPLETED]" in printed

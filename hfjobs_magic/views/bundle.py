@@ -121,6 +121,12 @@ def to_bundle(record: dict[str, Any]) -> dict[str, Any]:
     return {MIME: record, "text/html": to_html(record), "text/plain": to_text(record)}
 
 
+def _in_kernel() -> bool:
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
 class RecordDisplay:
     """The one display a job cell leaves in the notebook, updated in place by display id."""
 
@@ -128,6 +134,8 @@ class RecordDisplay:
         self._handle: Any = None
         self._min_interval = min_interval
         self._last = 0.0
+        # A terminal cannot update a display in place: each update would print the record again.
+        self._in_place = _in_kernel()
 
     def reserve(self) -> None:
         """An empty display now, while the cell runs, that `show` fills later.
@@ -153,7 +161,7 @@ class RecordDisplay:
         now = time.monotonic()
         if self._handle is None:
             self.show(record)
-        elif force or now - self._last >= self._min_interval:
+        elif force or (self._in_place and now - self._last >= self._min_interval):
             self._handle.update(to_bundle(record), raw=True)
         else:
             return
