@@ -69,6 +69,15 @@ def checks_table(results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
+def readable_script(text: str) -> str:
+    """The script for reading: the --outputs wrapper it carries (always the same) stands as one line."""
+    from hfjobs_magic.wrapping import persist_source
+
+    source = persist_source()
+    lines = source.count("\n")
+    return text.replace(source, f"\n# ... {lines} lines of hfjobs_magic/persist.py, the --outputs wrapper ...\n")
+
+
 def check_error(results: list[CheckResult]) -> HfJobCheckError:
     bad = failing(results)
     ids = ", ".join(r.id for r in bad)
@@ -139,7 +148,7 @@ class Runner:
     # -- entry point -------------------------------------------------------------------
     def run(self, request: JobRequest) -> JobRecord | None:
         if request.spec.dry_run:
-            print(hide_token_literals(request.script.text))
+            print(hide_token_literals(readable_script(request.script.text)))
             print("Checks:\n" + checks_table(request.checks))
             return None
         if self.settings.headless:

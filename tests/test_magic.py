@@ -266,3 +266,12 @@ def test_every_check_numbers_lines_as_the_notebook_shows_them(shell, capsys):
     assert shell.run_cell("%%hfjob --dry-run --allow-no-push\n%pip install numpy\nprint(undefined_var)").success
     out = capsys.readouterr().out
     assert "line 2: `%pip install numpy`" in out and "undefined_var (line 3)" in out
+
+
+def test_dry_run_with_outputs_shows_the_cell_not_the_whole_wrapper(sandbox, tmp_path):
+    cell = "%%hfjob --dry-run --outputs out --push alice/dry-run-target\nopen('out/a.txt', 'w').write('x')"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    out = text_of(nb.cells[1])
+    assert "open('out/a.txt', 'w').write('x')" in out and "lines of hfjobs_magic/persist.py" in out
+    assert out.count("\n") < 120
