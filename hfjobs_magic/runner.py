@@ -246,17 +246,16 @@ class Runner:
         record = self.submit(request)
         display.show(record.as_json())
         widget.started(record.as_json())
-        watch: JobWatch | None = None
+        if request.spec.detach:
+            widget.detached(record.id)
+            return
 
         def on_update(update: Update) -> None:
             widget.update(update)
             display.update(update.record, force=update.final)
 
-        if not request.spec.detach:
-            watch = JobWatch(self.client, record, on_update, secrets=self._secret_values(request),
-                             pacing=Pacing()).start()
+        JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing()).start()
         widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
-        self._last_watch = watch
 
     # -- reattaching ---------------------------------------------------------------------------
     def attach(self, job: str, namespace: str | None) -> JobRecord:

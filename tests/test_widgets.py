@@ -53,3 +53,11 @@ def test_a_failed_cancel_is_shown_and_can_be_retried():
     widget.cancel_button.click()
     assert "Cancel failed" in widget.outcome.value and "&lt;script&gt;" in widget.outcome.value
     assert not widget.cancel_button.disabled
+
+
+def test_a_detached_job_says_how_to_follow_it():
+    from hfjobs_magic.views.widgets import JobWidget
+
+    widget = JobWidget()
+    widget.detached("<job-1>")
+    assert "%hfjob_attach &lt;job-1&gt;" in widget.outcome.value and "%hfjob_cancel" in widget.outcome.value

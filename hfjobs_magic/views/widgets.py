@@ -137,6 +137,11 @@ class JobWidget:
         self.submit_button.layout.display = self.recheck_button.layout.display = "none"
         self._render_status(record)
 
+    def detached(self, job_id: str) -> None:
+        """--detach: nothing follows the job here, so say how to see it again."""
+        self.outcome.value = (f"Detached: the job runs on. Follow it with <code>%hfjob_attach {html.escape(job_id)}"
+                              f"</code>, cancel it with <code>%hfjob_cancel {html.escape(job_id)}</code>.")
+
     def update(self, update: Update) -> None:
         self._lines.extend(collapse_cr(line) for line in update.lines[-(self._lines.maxlen or 0):])
         self._render_status(update.record)
