@@ -55,6 +55,18 @@ class History:
         return out
 
     def find(self, job_id: str) -> Entry | None:
-        """The newest entry whose id is `job_id` or starts with it."""
-        matches = [e for e in self.entries() if e.id == job_id or e.id.startswith(job_id)]
-        return matches[-1] if matches else None
+        """The entry whose id is `job_id`, or the one job whose id starts with it.
+
+        A prefix shared by several jobs is an error naming them: guessing could cancel the wrong job.
+        """
+        entries = self.entries()
+        exact = [e for e in entries if e.id == job_id]
+        if exact:
+            return exact[-1]
+        ids = list(dict.fromkeys(e.id for e in entries if e.id.startswith(job_id)))
+        if len(ids) > 1:
+            from IPython.core.error import UsageError
+
+            raise UsageError(f"{job_id} is the start of {len(ids)} job ids ({', '.join(ids[-5:])}); "
+                             "give more of the id")
+        return next((e for e in reversed(entries) if e.id.startswith(job_id)), None) if ids else None

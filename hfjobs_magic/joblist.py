@@ -61,9 +61,10 @@ def print_jobs(client: HubClient, history: History, namespace: str | None, limit
         print(f"No jobs started from notebooks in {ns}.")
         return
     rows = [("JOB ID", "STAGE", "FLAVOR", "CREATED", "NOTEBOOK / CELL")]
+    known = {e.id: e for e in history.entries()}  # read the history once, not once per job
     for job in jobs[:limit]:
         labels = job.labels or {}
-        entry = history.find(job.id)
+        entry = known.get(job.id)
         notebook = (entry.notebook if entry and entry.notebook else labels.get("hfjob-notebook")) or "-"
         rows.append((job.id, str(job.status.stage), str(job.flavor), age(job.created_at),
                      f"{notebook} / {labels.get('hfjob-cell', '-')}"))
