@@ -50,8 +50,12 @@ NO_TOKEN_FIX = "Run `hf auth login` or set HF_TOKEN, then Re-check."
 
 def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
                 variables: Mapping[str, Any] | None = None, notebook: str | None = None,
-                notebook_dir: Path | None = None, max_cost_usd: float | None = None) -> CheckContext:
-    """Build the script and the context; a cell that cannot become a script is reported, not raised."""
+                notebook_dir: Path | None = None, max_cost_usd: float | None = None,
+                first_line: int = 1) -> CheckContext:
+    """Build the script and the context; a cell that cannot become a script is reported, not raised.
+
+    `first_line` is the number of the cell body's first line where the user reads it (2 under %%hfjob).
+    """
     from IPython.core.error import UsageError
 
     from hfjobs_magic.script import build_script
@@ -60,11 +64,12 @@ def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
     shown = variables if variables is not None else dict.fromkeys(spec.vars)
     script, error = None, None
     try:
-        script = build_script(cell, spec, variables=shown, notebook=notebook)
+        script = build_script(cell, spec, variables=shown, notebook=notebook, first_line=first_line)
     except UsageError as err:
         error = str(err)
     folder = notebook_dir or (Path(notebook).parent if notebook else Path.cwd())
-    return CheckContext(spec, script, cell, client, variables, folder, max_cost_usd, build_error=error)
+    return CheckContext(spec, script, cell, client, variables, folder, max_cost_usd, build_error=error,
+                        first_line=first_line)
 
 
 def collect_facts(ctx: CheckContext) -> Facts:

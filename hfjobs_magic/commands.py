@@ -48,7 +48,8 @@ def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]
     except UsageError as err:
         return [CheckResult("script", FAIL, f"the %%hfjob line is invalid: {err}",
                             "Fix the flags (see %%hfjob? for every flag).")]
-    ctx = context_for(cell.body, spec, client=client, variables=None, notebook=str(path), notebook_dir=path.parent)
+    ctx = context_for(cell.body, spec, client=client, variables=None, notebook=str(path), notebook_dir=path.parent,
+                      first_line=2)  # line numbers as the notebook shows them, under the %%hfjob line
     return run_checks(ctx)
 
 

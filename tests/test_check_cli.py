@@ -72,7 +72,7 @@ def test_json_report_for_every_job_cell(sandbox, tmp_path, mixed):
     assert statuses[1]["flavor"] == "fail" and statuses[1]["persistence"] == "fail"
     assert statuses[2]["script"] == "fail"
     script = next(c for c in report[2]["checks"] if c["id"] == "script")
-    assert "line 1" in script["message"]
+    assert "line 2" in script["message"]  # as the notebook shows the cell: line 1 is the %%hfjob line
 
 
 def test_exit_0_when_every_check_passes(sandbox, tmp_path, unique_name):
