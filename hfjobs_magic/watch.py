@@ -203,10 +203,14 @@ class JobWatch:
                 item = self._lines.get_nowait()
         except queue.Empty:
             pass
+        return self._accept(raw), reader_done
+
+    def _accept(self, raw: list[str]) -> list[str]:
+        """Every line goes this way once: masked, kept in the record's tail, read for push reports."""
         lines = self.masker.mask_lines(raw)
         self.record.add_lines(lines)
         note_push_lines(self.record.push, lines)
-        return lines, reader_done
+        return lines
 
     def _drain(self) -> list[str]:
         """Lines not yet handed to the views: the last pending batch and whatever is still queued."""
@@ -218,9 +222,7 @@ class JobWatch:
                 break
             if item is not _END:
                 raw.append(item)
-        lines = self.masker.mask_lines(raw)
-        self.record.add_lines(lines)
-        note_push_lines(self.record.push, lines)
+        lines = self._accept(raw)
         rest, self._leftover = self._leftover, []
         return rest + lines
 
@@ -257,9 +259,11 @@ class JobWatch:
 
 def note_push_lines(targets: list[PushTarget], lines: list[str]) -> None:
     """The wrapper's progress lines become events on their target: shown, never taken as proof."""
+    if not targets:  # the usual case: no need to look at every line of the log stream
+        return
     by_name = {t.where: t for t in targets}
     for line in lines:
-        if not (targets and line.startswith("[hfjob] push")):
+        if not line.startswith("[hfjob] push"):
             continue
         if (found := PUSHED_LINE.match(line)) and (target := by_name.get(found["where"])):
             target.reported.append({"files": int(found["files"]), "size": found["size"], "ref": found["ref"]})

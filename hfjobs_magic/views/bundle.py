@@ -8,6 +8,7 @@ string that came from the job is escaped.
 from __future__ import annotations
 
 import html
+import time
 from typing import Any
 
 from hfjobs_magic.record import FINAL_STAGES, MIME
@@ -156,8 +157,6 @@ class RecordDisplay:
         self._handle = display(to_bundle(record), raw=True, display_id=True)
 
     def update(self, record: dict[str, Any], *, force: bool = False) -> None:
-        import time
-
         now = time.monotonic()
         if self._handle is None:
             self.show(record)
