@@ -19,10 +19,10 @@ import time
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.pop("HF_TOKEN", None)
 
+from hfjobs_magic.cell.spec import build_spec, parse_line  # noqa: E402
 from hfjobs_magic.checks import collect_facts, context_for, run_checks  # noqa: E402
-from hfjobs_magic.hub import HubClient  # noqa: E402
+from hfjobs_magic.remote.hub import HubClient  # noqa: E402
 from hfjobs_magic.sandbox import Sandbox  # noqa: E402
-from hfjobs_magic.spec import build_spec, parse_line  # noqa: E402
 
 DELAY_S = 0.1
 RUNS = 5

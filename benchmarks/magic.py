@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from hfjobs_magic.hub import JOB_COMMAND, SCRIPT_ENV
+from hfjobs_magic.remote.hub import JOB_COMMAND, SCRIPT_ENV
 from hfjobs_magic.sandbox import Sandbox
 
 BIN = Path(sys.executable).parent

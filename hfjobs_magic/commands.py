@@ -12,9 +12,9 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from hfjobs_magic import notebook as nbio
+from hfjobs_magic.cell.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
 from hfjobs_magic.checks import FAIL, CheckResult, context_for, run_checks
 from hfjobs_magic.mask import TOKEN_LITERAL, hide_token_literals
-from hfjobs_magic.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
 
 FAILURE_LINES = 30  # of an error's message, printed by `hfjob run`: the failing checks or the job's log tail
 
@@ -54,8 +54,8 @@ def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]
 
 
 def check_notebooks(paths: list[str], as_json: bool) -> int:
-    from hfjobs_magic.hub import HubClient
-    from hfjobs_magic.runner import checks_table
+    from hfjobs_magic.jobs.runner import checks_table
+    from hfjobs_magic.remote.hub import HubClient
 
     client = HubClient()
     reports = []
@@ -74,7 +74,7 @@ def check_notebooks(paths: list[str], as_json: bool) -> int:
 
 
 def export_notebook(name: str, out_dir: str | None) -> int:
-    from hfjobs_magic.script import build_script
+    from hfjobs_magic.cell.script import build_script
 
     path = Path(name)
     target = Path(out_dir) if out_dir else path.parent

@@ -7,8 +7,8 @@ from typing import Any
 
 def complete_hfjob(_shell: Any, event: Any) -> list[str]:
     """Flags after a space, flavor names after --flavor; IPython filters by the typed prefix."""
-    from hfjobs_magic.hardware import FLAVORS
-    from hfjobs_magic.spec import REPO_TYPES, known_flags
+    from hfjobs_magic.cell.spec import REPO_TYPES, known_flags
+    from hfjobs_magic.remote.hardware import FLAVORS
 
     words = event.line.split()
     typed = event.symbol

@@ -12,8 +12,8 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
+from hfjobs_magic.cell.spec import DEFAULT_FLAVOR, DEFAULT_IMAGE, Defaults, job_arguments
 from hfjobs_magic.mask import hide_token_literals
-from hfjobs_magic.spec import DEFAULT_FLAVOR, DEFAULT_IMAGE, Defaults, job_arguments
 
 HEADLESS_ENV = "HFJOB_HEADLESS"
 FIRST_LINE = 2  # the cell's code starts under the %%hfjob line: messages number lines as the notebook shows them
@@ -61,7 +61,7 @@ class HFJobMagics(Magics):
     # -- wiring helpers (no work of their own) -----------------------------------------------
     def defaults(self) -> Defaults:
         """%config values, under them `[tool.hfjobs_magic]` from the notebook folder's pyproject.toml."""
-        from hfjobs_magic.spec import read_pyproject_defaults
+        from hfjobs_magic.cell.spec import read_pyproject_defaults
 
         configured = set(self.config.get("HFJobMagics", {}))
         names = [f.name for f in fields(Defaults)]
@@ -72,7 +72,7 @@ class HFJobMagics(Magics):
 
     def client(self) -> Any:
         """One HubClient per endpoint and token; rebuilt when either changes (e.g. after a login)."""
-        from hfjobs_magic.hub import HubClient, resolve_endpoint, resolve_token
+        from hfjobs_magic.remote.hub import HubClient, resolve_endpoint, resolve_token
 
         endpoint, token = resolve_endpoint(), resolve_token()
         if self._client is None or (self._client.endpoint, self._client.token) != (endpoint, token):
@@ -80,8 +80,8 @@ class HFJobMagics(Magics):
         return self._client
 
     def runner(self) -> Any:
-        from hfjobs_magic.history import History
-        from hfjobs_magic.runner import Runner, RunSettings
+        from hfjobs_magic.jobs.history import History
+        from hfjobs_magic.jobs.runner import Runner, RunSettings
 
         settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
                                cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
@@ -113,13 +113,12 @@ class HFJobMagics(Magics):
             %%hfjob --dry-run          # show the script and the checks, submit nothing
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
-        from hfjobs_magic.cellscan import scan
+        from hfjobs_magic.cell.script import build_script
+        from hfjobs_magic.cell.spec import build_spec, parse_args
+        from hfjobs_magic.cell.wrapping import cell_hash
         from hfjobs_magic.checks import CheckContext, run_checks
-        from hfjobs_magic.runner import JobRequest
-        from hfjobs_magic.script import build_script
-        from hfjobs_magic.spec import build_spec, parse_args
-        from hfjobs_magic.targets import cell_push_targets
-        from hfjobs_magic.wrapping import cell_hash
+        from hfjobs_magic.checks.targets import cell_push_targets
+        from hfjobs_magic.jobs.runner import JobRequest
 
         try:
             spec = build_spec(parse_args(self.hfjob, line), self.defaults())
@@ -133,7 +132,7 @@ class HFJobMagics(Magics):
                                            variables=self.shell.user_ns, max_cost_usd=self.max_cost_usd,
                                            first_line=FIRST_LINE))
 
-        targets = tuple(cell_push_targets(spec, scan(script.body)))
+        targets = tuple(cell_push_targets(spec, script.scan))
         self.runner().run(JobRequest(spec, script, checks(), self.notebook(), cell_hash(cell), recheck=checks,
                                      cell_targets=targets))
 
@@ -141,7 +140,7 @@ class HFJobMagics(Magics):
     @line_magic
     def hfjob_ps(self, line: str) -> None:
         """List your recent jobs: id, stage, flavor, age, and the notebook cell each came from."""
-        from hfjobs_magic.joblist import print_jobs
+        from hfjobs_magic.jobs.joblist import print_jobs
 
         if line.strip():
             raise UsageError("%hfjob_ps takes no arguments")
@@ -153,7 +152,7 @@ class HFJobMagics(Magics):
     @line_magic
     def hfjob_logs(self, line: str) -> None:
         """Print a job's logs, secrets masked."""
-        from hfjobs_magic.joblist import print_logs
+        from hfjobs_magic.jobs.joblist import print_logs
 
         args = parse_argstring(self.hfjob_logs, line)
         print_logs(self.client(), self.runner().history, args.job, args.tail, self.namespace)
@@ -163,7 +162,7 @@ class HFJobMagics(Magics):
     @line_magic
     def hfjob_cancel(self, line: str) -> None:
         """Cancel a running job."""
-        from hfjobs_magic.joblist import cancel
+        from hfjobs_magic.jobs.joblist import cancel
 
         args = parse_argstring(self.hfjob_cancel, line)
         cancel(self.client(), self.runner().history, args.job, self.namespace)

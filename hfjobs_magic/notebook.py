@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hfjobs_magic.record import MIME
+from hfjobs_magic.jobs.record import MIME
 
 MAGIC = "%%hfjob"
 

@@ -11,7 +11,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from hfjobs_magic.record import MIME
+from hfjobs_magic.jobs.record import MIME
 
 
 @contextmanager

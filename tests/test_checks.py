@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hfjobs_magic.cell.spec import build_spec, parse_line
 from hfjobs_magic.checks import (
     CHECK_IDS,
     CheckResult,
@@ -20,10 +21,9 @@ from hfjobs_magic.checks import (
     run_checks,
     worst_case_cost,
 )
-from hfjobs_magic.hub import HubClient
+from hfjobs_magic.checks.targets import Account
+from hfjobs_magic.remote.hub import HubClient
 from hfjobs_magic.sandbox.accounts import OTHER_TOKEN
-from hfjobs_magic.spec import build_spec, parse_line
-from hfjobs_magic.targets import Account
 
 FAKE_TOKEN = "hf_" + "AbCdEf0123456789" * 3  # matches the token pattern; known to no server
 
@@ -681,7 +681,7 @@ def test_vars_value_resolves_a_repo_id(sandbox, unique_name):
 def test_run_parallel_returns_by_the_deadline_and_names_failures():
     import threading
 
-    from hfjobs_magic.lookups import run_parallel
+    from hfjobs_magic.checks.lookups import run_parallel
 
     release = threading.Event()
 
@@ -699,7 +699,7 @@ def test_run_parallel_returns_by_the_deadline_and_names_failures():
 def test_concurrent_first_calls_fetch_whoami_once(sandbox):
     import threading
 
-    from hfjobs_magic.lookups import gather
+    from hfjobs_magic.checks.lookups import gather
 
     client = HubClient(sandbox.endpoint, sandbox.token)
     calls = []

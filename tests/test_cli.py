@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from huggingface_hub import HfApi
 
-from hfjobs_magic.hub import JOB_COMMAND, SCRIPT_ENV
-from hfjobs_magic.record import MIME
+from hfjobs_magic.jobs.record import MIME
+from hfjobs_magic.remote.hub import JOB_COMMAND, SCRIPT_ENV
 from tests.nbrun import sandbox_env
 
 ROOT = Path(__file__).resolve().parents[1]

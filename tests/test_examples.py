@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 
-from hfjobs_magic.record import MIME
+from hfjobs_magic.jobs.record import MIME
 from tests.emulators import s3_server
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"

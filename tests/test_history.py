@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from hfjobs_magic.history import Entry, History
+from hfjobs_magic.jobs.history import Entry, History
 
 
 def entry(job_id: str) -> Entry:

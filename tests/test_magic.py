@@ -273,5 +273,5 @@ def test_dry_run_with_outputs_shows_the_cell_not_the_whole_wrapper(sandbox, tmp_
     nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
     out = text_of(nb.cells[1])
-    assert "open('out/a.txt', 'w').write('x')" in out and "lines of hfjobs_magic/persist.py" in out
+    assert "open('out/a.txt', 'w').write('x')" in out and "lines of hfjobs_magic/cell/persist.py" in out
     assert out.count("\n") < 120

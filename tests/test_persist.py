@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from hfjobs_magic import persist, wrapping
-from hfjobs_magic.cellnames import undefined_names
-from hfjobs_magic.record import JobRecord, PushTarget
-from hfjobs_magic.script import build_script
-from hfjobs_magic.spec import build_spec, parse_line
+from hfjobs_magic.cell import persist, wrapping
+from hfjobs_magic.cell.names import undefined_names
+from hfjobs_magic.cell.script import build_script
+from hfjobs_magic.cell.spec import build_spec, parse_line
+from hfjobs_magic.jobs.record import JobRecord, PushTarget
+from hfjobs_magic.jobs.watch import Update, note_push_lines
 from hfjobs_magic.views.bundle import push_states
 from hfjobs_magic.views.text import TextView
-from hfjobs_magic.watch import Update, note_push_lines
 from tests.nbrun import execute, final_record, sandbox_env, text_of
 
 LOAD = "%load_ext hfjobs_magic"

@@ -19,7 +19,7 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from hfjobs_magic.hardware import FLAVORS
+from hfjobs_magic.remote.hardware import FLAVORS
 from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.sandbox.accounts import DEFAULT_TOKEN, OTHER_TOKEN
 from hfjobs_magic.sandbox.jobs import STOPPED_MESSAGE

@@ -17,10 +17,10 @@ from huggingface_hub.cli._uv_script_header import parse_uv_script_header
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from hfjobs_magic import deps
-from hfjobs_magic.deps import canonical_name, distribution_for, requirement_name
-from hfjobs_magic.script import MAX_SCRIPT_BYTES, PEP723_REGEX, JobScript, build_script
-from hfjobs_magic.spec import JobSpec, build_spec, load_toml, parse_line
+from hfjobs_magic.cell import deps
+from hfjobs_magic.cell.deps import canonical_name, distribution_for, requirement_name
+from hfjobs_magic.cell.script import MAX_SCRIPT_BYTES, PEP723_REGEX, JobScript, build_script
+from hfjobs_magic.cell.spec import JobSpec, build_spec, load_toml, parse_line
 
 KERNEL_MINOR = min(sys.version_info[:2], (3, 12))
 

@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import magic_arguments
 
-from hfjobs_magic.spec import (
+from hfjobs_magic.cell.spec import (
     DEFAULT_IMAGE,
     Defaults,
     JobSpec,

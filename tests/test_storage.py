@@ -13,10 +13,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hfjobs_magic import persist, storage
-from hfjobs_magic.hub import HubClient
-from hfjobs_magic.runner import resolve_secrets
-from hfjobs_magic.spec import build_spec, parse_line
+from hfjobs_magic.cell import persist
+from hfjobs_magic.cell.spec import build_spec, parse_line
+from hfjobs_magic.jobs.runner import resolve_secrets
+from hfjobs_magic.remote import storage
+from hfjobs_magic.remote.hub import HubClient
 from tests.emulators import gcs_server, s3_server
 from tests.nbrun import environ, execute, final_record, sandbox_env, text_of
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-from hfjobs_magic.record import MIME
+from hfjobs_magic.jobs.record import MIME
+from hfjobs_magic.jobs.watch import Update
 from hfjobs_magic.views import ansi
 from hfjobs_magic.views.bundle import safe_link, to_bundle, to_html
 from hfjobs_magic.views.terminal import collapse_cr
 from hfjobs_magic.views.text import TextView
-from hfjobs_magic.watch import Update
 
 EVIL = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import queue
 
-from hfjobs_magic.hub import SUBMIT_LABEL, HubClient, Submission
-from hfjobs_magic.record import JobRecord
-from hfjobs_magic.watch import JobWatch, Update, apply_job_info
+from hfjobs_magic.jobs.record import JobRecord
+from hfjobs_magic.jobs.watch import JobWatch, Update, apply_job_info
+from hfjobs_magic.remote.hub import SUBMIT_LABEL, HubClient, Submission
 
 
 def submit(client: HubClient, code: str, secrets: dict[str, str] | None = None, timeout: int = 120):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from hfjobs_magic.hardware import BY_NAME, DEFAULT_FLAVOR, FLAVORS
+from hfjobs_magic.remote.hardware import BY_NAME, DEFAULT_FLAVOR, FLAVORS
 from hfjobs_magic.sandbox.accounts import Identity, caller, require_caller, require_writer
 from hfjobs_magic.sandbox.joblog import LogBook
 from hfjobs_magic.sandbox.jobs import Job, JobManager

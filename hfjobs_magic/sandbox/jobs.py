@@ -39,7 +39,7 @@ READ_BYTES = 1 << 16
 START_WAIT_S = 2.0  # how long creating a job waits for its process to start
 STRAGGLER_S = 1.0  # after the main process exits, how long an escaped child may hold the pipe
 LOST_FILES_SHOWN = 20
-PUSH_MANIFEST = ".hfjob-pushed"  # written by the --outputs wrapper (hfjobs_magic/persist.py)
+PUSH_MANIFEST = ".hfjob-pushed"  # written by the --outputs wrapper (hfjobs_magic/cell/persist.py)
 # Host variables a job inherits: locale, certificates, proxies, package indexes, GPUs.
 # Nothing else, so no token or HF_* setting of the host leaks into a job.
 _INHERITED = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR",

@@ -11,7 +11,7 @@ import html
 import time
 from typing import Any
 
-from hfjobs_magic.record import FINAL_STAGES, MIME
+from hfjobs_magic.jobs.record import FINAL_STAGES, MIME
 
 STAGE_COLOURS = {
     "SCHEDULING": "#6b7280",

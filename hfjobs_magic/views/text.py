@@ -10,9 +10,9 @@ import sys
 from collections import deque
 from typing import Any, TextIO
 
+from hfjobs_magic.jobs.watch import Update
 from hfjobs_magic.views.bundle import duration, money, push_states
 from hfjobs_magic.views.terminal import collapse_cr
-from hfjobs_magic.watch import Update
 
 
 class TextView:

@@ -14,13 +14,13 @@ from typing import Any
 
 import ipywidgets as w
 
-from hfjobs_magic.cellscan import mask_tokens
-from hfjobs_magic.checks import CheckResult, failing
-from hfjobs_magic.record import unpushed
+from hfjobs_magic.checkresult import CheckResult, failing
+from hfjobs_magic.jobs.record import unpushed
+from hfjobs_magic.jobs.watch import Update
+from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.views import ansi
 from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_html, push_states, safe_link
 from hfjobs_magic.views.terminal import collapse_cr
-from hfjobs_magic.watch import Update
 
 ICONS = {"ok": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
 ERROR_STYLE = "color:#dc2626"
@@ -40,7 +40,7 @@ def checks_html(results: list[CheckResult]) -> str:
 
 def error_html(what: str, err: BaseException) -> str:
     """An error from a button's callback, shown in the widget (JupyterLab sends callback output elsewhere)."""
-    detail = mask_tokens(str(err)) or type(err).__name__
+    detail = hide_token_literals(str(err)) or type(err).__name__
     return f"<b style='{ERROR_STYLE}'>{html.escape(what)}:</b> {html.escape(detail)}"
 
 

@@ -2,7 +2,7 @@ import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
 import extension, { JobCard, MIME_TYPE, duration, money, renderCard, rendererFactory } from '../src/renderer';
 
-/** A record exactly as hfjobs_magic.record.JobRecord.as_json() writes it. */
+/** A record exactly as hfjobs_magic.jobs.record.JobRecord.as_json() writes it. */
 function record(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     id: '68f0c0ffee',

@@ -33,7 +33,7 @@ from typing import Any
 
 import nbformat
 
-from hfjobs_magic.record import MIME as RECORD_MIME
+from hfjobs_magic.jobs.record import MIME as RECORD_MIME
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

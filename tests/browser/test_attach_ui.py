@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from hfjobs_magic.record import MIME as RECORD_MIME
+from hfjobs_magic.jobs.record import MIME as RECORD_MIME
 from tests.browser.lab import UI_TIMEOUT_MS, LabNotebook
 
 pytestmark = pytest.mark.browser

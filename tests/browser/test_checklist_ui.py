@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from hfjobs_magic.record import MIME
+from hfjobs_magic.jobs.record import MIME
 from hfjobs_magic.sandbox import Sandbox
 from tests.browser.conftest import READ_TOKEN_KERNEL
 from tests.browser.lab import LabNotebook

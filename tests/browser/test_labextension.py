@@ -25,7 +25,7 @@ import nbformat
 import pytest
 from huggingface_hub import HfApi
 
-from hfjobs_magic.record import MIME, JobRecord, PushTarget
+from hfjobs_magic.jobs.record import MIME, JobRecord, PushTarget
 from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.views.bundle import to_bundle
 from tests.browser.lab import UI_TIMEOUT_MS, JupyterLab, LabNotebook

@@ -12,12 +12,12 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from hfjobs_magic.cellscan import SECRET_NAME, TOKEN_PATTERN, token_lines
-from hfjobs_magic.spec import TOKEN_SECRET
-from hfjobs_magic.targets import TOKENS_URL, Verdict
+from hfjobs_magic.cell.scan import SECRET_NAME, TOKEN_PATTERN, token_lines
+from hfjobs_magic.cell.spec import TOKEN_SECRET
+from hfjobs_magic.checks.targets import TOKENS_URL, Verdict
 
 if TYPE_CHECKING:
-    from hfjobs_magic.checkbase import Facts
+    from hfjobs_magic.checks.base import Facts
 
 AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 GCS_SECRET = re.compile(r"GOOGLE|GCP|GCS|STORAGE_EMULATOR_HOST")
@@ -111,7 +111,7 @@ def _cloud_credentials(f: Facts) -> list[Verdict]:
     For a `--push s3://` or `gs://` target the runner passes the credentials set here as secrets,
     so they must be set here; a cell writing to a bucket itself must name them with --secrets.
     """
-    from hfjobs_magic.storage import missing_credentials
+    from hfjobs_magic.remote.storage import missing_credentials
 
     kinds = {p.kind: p for p in f.scan.saves if p.kind in ("s3", "gcs")}
     found = []

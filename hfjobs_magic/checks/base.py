@@ -1,39 +1,29 @@
-"""What every check shares: the result and context types (public), the facts checks read.
+"""What every check shares: the context type (public) and the facts checks read.
 
-`hfjobs_magic.checks` re-exports the public names; import them from there.
+The result type lives in `hfjobs_magic.checkresult` (views read results and must not import
+checks); `hfjobs_magic.checks` re-exports the public names: import them from there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cellscan import CellScan, Push
-from hfjobs_magic.lookups import DEADLINE_S, Lookups
-from hfjobs_magic.targets import Account, Target, Verdict
+from hfjobs_magic.cell.scan import CellScan, Push
+from hfjobs_magic.checkresult import CHECK_IDS, FAIL, OK, SKIP, WARN, CheckResult
+from hfjobs_magic.checks.lookups import DEADLINE_S, Lookups
+from hfjobs_magic.checks.targets import Account, Target, Verdict
 
 if TYPE_CHECKING:
-    from hfjobs_magic.hub import HubClient
-    from hfjobs_magic.script import JobScript
-    from hfjobs_magic.spec import JobSpec
+    from hfjobs_magic.cell.script import JobScript
+    from hfjobs_magic.cell.spec import JobSpec
+    from hfjobs_magic.remote.hub import HubClient
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-CHECK_IDS = ("token", "secrets", "push_target", "persistence", "flavor", "timeout", "script", "dependencies",
-             "variables")
+__all__ = ["CHECK_IDS", "FAIL", "OK", "SKIP", "WARN", "CheckContext", "CheckResult", "Facts", "result"]
+
 RETRY_FIX = "Check the connection to the Hub (HF_ENDPOINT), then Re-check."
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    id: str
-    status: str
-    message: str
-    fix: str = ""
-
-    def as_json(self) -> dict[str, str]:
-        return asdict(self)
 
 
 @dataclass

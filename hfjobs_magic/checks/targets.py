@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cellscan import CellScan, Push
-from hfjobs_magic.lookups import Answer
+from hfjobs_magic.cell.scan import CellScan, Push
+from hfjobs_magic.checks.lookups import Answer
 
 if TYPE_CHECKING:
-    from hfjobs_magic.spec import JobSpec
+    from hfjobs_magic.cell.spec import JobSpec
 
 TOKENS_URL = "https://huggingface.co/settings/tokens"
 WRITE_ROLES = ("admin", "write", "contributor")

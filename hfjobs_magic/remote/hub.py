@@ -15,8 +15,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic import hardware
 from hfjobs_magic.errors import HfJobError, HfJobHubError
+from hfjobs_magic.remote import hardware
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

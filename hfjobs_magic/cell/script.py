@@ -20,9 +20,10 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.inputtransformer2 import TransformerManager
 
-from hfjobs_magic.deps import find_imports, infer_dependencies, merge_dependencies, requirement_name
-from hfjobs_magic.spec import TOKEN_SECRET, JobSpec, load_toml
-from hfjobs_magic.wrapping import wrap_body, wrapper_imports
+from hfjobs_magic.cell.deps import find_imports, infer_dependencies, merge_dependencies, requirement_name
+from hfjobs_magic.cell.scan import CellScan, scan
+from hfjobs_magic.cell.spec import TOKEN_SECRET, JobSpec, load_toml
+from hfjobs_magic.cell.wrapping import wrap_body, wrapper_imports
 
 MAX_SCRIPT_BYTES = 64 * 1024  # the cell; the script is shipped inline to the job (DESIGN.md section 3)
 MAX_VARS_BYTES = 32 * 1024  # the --vars values, so that the whole script stays well under 128 KiB
@@ -50,6 +51,7 @@ class JobScript:
     ipython_only: list[str]
     requires_python: str | None
     shell_commands: list[str]
+    scan: CellScan  # the one scan of the cell's code: checks, push verification and carry all read it
 
 
 def build_script(
@@ -98,6 +100,7 @@ def build_script(
         ipython_only=converted.problems,
         requires_python=metadata_.get("requires-python"),
         shell_commands=converted.shell_commands,
+        scan=scan(body, _string_values(spec.vars, variables)),
     )
 
 
@@ -513,3 +516,9 @@ def _check_literal(name: str, value: Any, depth: int = 0) -> None:
     if not ok:
         raise UsageError(f"--vars {name}: a {kind.__name__} value cannot be sent to the job; --vars works with "
                          f"{_VARS_TYPES} (convert it, e.g. float(x) or x.tolist(), or push it to the Hub)")
+
+
+def _string_values(names: tuple[str, ...] | list[str], variables: Mapping[str, Any] | None) -> dict[str, str]:
+    """The --vars that are strings: the scan reads repo ids built from them."""
+    known = variables or {}
+    return {n: v for n in names if isinstance(v := known.get(n), str)}

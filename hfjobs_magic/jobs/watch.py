@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hfjobs_magic import storage
-from hfjobs_magic.hub import HubClient, is_transient
+from hfjobs_magic.jobs.record import JobRecord, PushTarget
 from hfjobs_magic.mask import SecretMasker
-from hfjobs_magic.record import JobRecord, PushTarget
+from hfjobs_magic.remote import storage
+from hfjobs_magic.remote.hub import HubClient, is_transient
 
 _END = object()  # the log reader is done
-# The --outputs wrapper's progress lines (hfjobs_magic/persist.py writes them).
+# The --outputs wrapper's progress lines (hfjobs_magic/cell/persist.py writes them).
 PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^)]*)\) to (?P<where>.+?)"
                          r"(?:@(?P<ref>[0-9a-f]{7,40}))?$")
 FAILED_LINE = re.compile(r"^\[hfjob\] push to (?P<where>.+?) FAILED: (?P<error>.*)$")

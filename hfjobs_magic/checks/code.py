@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cellnames import undefined_names
-from hfjobs_magic.checkbase import FAIL, OK, SKIP, WARN, CheckResult, Facts, result
-from hfjobs_magic.targets import Verdict, worst
+from hfjobs_magic.cell.names import undefined_names
+from hfjobs_magic.checks.base import FAIL, OK, SKIP, WARN, CheckResult, Facts, result
+from hfjobs_magic.checks.targets import Verdict, worst
 
 if TYPE_CHECKING:
-    from hfjobs_magic.script import JobScript
+    from hfjobs_magic.cell.script import JobScript
 
 
 def check_script(f: Facts) -> CheckResult:
@@ -129,7 +129,7 @@ def _kernel_kind(name: str, variables: Mapping[str, Any]) -> str:
 
     from IPython.core.error import UsageError
 
-    from hfjobs_magic.script import render_vars
+    from hfjobs_magic.cell.script import render_vars
 
     if name not in variables or name in IPYTHON_NAMES:
         return "nowhere"

@@ -5,7 +5,7 @@ The job has no hfjobs_magic installed, so `wrapping.py` inlines this file's sour
 generated script, where it runs in a namespace of its own (a cell variable named `time` or
 `signal` cannot break it). Hence: only the standard library at the top, each store imports
 its client (huggingface_hub, boto3, google-cloud-storage) when it is built, and nothing from
-hfjobs_magic. Lines starting with `[hfjob]` are read by the kernel's watcher (`watch.py`):
+hfjobs_magic. Lines starting with `[hfjob]` are read by the kernel's watcher (`jobs/watch.py`):
 their shape is a contract.
 """
 

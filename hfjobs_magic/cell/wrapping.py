@@ -13,8 +13,8 @@ import io
 import tokenize
 from pathlib import Path
 
-from hfjobs_magic import persist
-from hfjobs_magic.spec import JobSpec
+from hfjobs_magic.cell import persist
+from hfjobs_magic.cell.spec import JobSpec
 
 INDENT = "    "
 CLIENT_IMPORTS = {
@@ -63,7 +63,7 @@ def _explanation(spec: JobSpec) -> str:
     return "\n".join([
         f"# --outputs {spec.outputs} --push {spec.push}: the cell runs inside a wrapper that pushes the folder when",
         f"# the cell ends, when it raises, and on SIGTERM (timeout or cancel){every}. Its code is",
-        "# hfjobs_magic/persist.py, run in a namespace of its own so the cell's names cannot clash with it.",
+        "# hfjobs_magic/cell/persist.py, run in a namespace of its own so the cell's names cannot clash with it.",
     ])
 
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cellscan import mask_tokens
+from hfjobs_magic.cell.scan import mask_tokens
 
 if TYPE_CHECKING:
-    from hfjobs_magic.hub import HubClient
+    from hfjobs_magic.remote.hub import HubClient
 
 DEADLINE_S = 10.0
 NO_TOKEN = "no Hugging Face token here"
@@ -78,7 +78,7 @@ def gather(client: HubClient | None, repos: Iterable[tuple[str, str]], deadline_
 
 def _probe(url: str) -> tuple[bool, str]:
     """HEAD and list the bucket with the credentials the job will get (storage clients load only here)."""
-    from hfjobs_magic.storage import probe_target
+    from hfjobs_magic.remote.storage import probe_target
 
     return probe_target(url)
 

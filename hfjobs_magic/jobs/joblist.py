@@ -10,9 +10,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from hfjobs_magic.history import History
-from hfjobs_magic.hub import LABEL_TOOL, HubClient, hub_errors
+from hfjobs_magic.jobs.history import History
 from hfjobs_magic.mask import SecretMasker
+from hfjobs_magic.remote.hub import LABEL_TOOL, HubClient, hub_errors
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ when the live list cannot be fetched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hfjobs_magic.cell.spec import JobSpec
+    from hfjobs_magic.remote.hub import HubClient
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,23 @@ FLAVORS: tuple[Flavor, ...] = (
 
 BY_NAME: dict[str, Flavor] = {f.name: f for f in FLAVORS}
 DEFAULT_FLAVOR = "cpu-basic"
+
+
+SERVER_TIMEOUT_S = 30 * 60  # what the Jobs server applies when no timeout is given
+
+
+def usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"${value:.4f}" if 0 < value < 0.01 else f"${value:.2f}"
+
+
+def worst_case_cost(spec: JobSpec, client: HubClient | None) -> float | None:
+    """Price x timeout (30 min when absent), for the Submit button; None when the price is unknown.
+
+    Never calls the Hub: the live price when this session fetched the hardware list (the
+    checks do), else the built-in table.
+    """
+    live = client.known_hardware() if client is not None else None
+    flavor = {f.name: f for f in live or ()}.get(spec.flavor) or BY_NAME.get(spec.flavor)
+    return None if flavor is None else flavor.usd_per_hour * (spec.timeout_seconds or SERVER_TIMEOUT_S) / 3600

@@ -14,19 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic import storage
-from hfjobs_magic.checks import FAIL, CheckResult, failing
+from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
-from hfjobs_magic.history import Entry, History
-from hfjobs_magic.hub import LABEL_TOOL, HubClient, Submission, hub_errors
+from hfjobs_magic.jobs.history import Entry, History
+from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
+from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
 from hfjobs_magic.mask import hide_token_literals
-from hfjobs_magic.record import JobRecord, PushTarget, unpushed
+from hfjobs_magic.remote import storage
+from hfjobs_magic.remote.hub import LABEL_TOOL, HubClient, Submission, hub_errors
 from hfjobs_magic.views.bundle import RecordDisplay
-from hfjobs_magic.watch import JobWatch, Pacing, Update, apply_job_info
 
 if TYPE_CHECKING:
-    from hfjobs_magic.script import JobScript
-    from hfjobs_magic.spec import JobSpec
+    from hfjobs_magic.cell.script import JobScript
+    from hfjobs_magic.cell.spec import JobSpec
 
 FAILED_TAIL = 20
 
@@ -71,11 +71,11 @@ def checks_table(results: list[CheckResult]) -> str:
 
 def readable_script(text: str) -> str:
     """The script for reading: the --outputs wrapper it carries (always the same) stands as one line."""
-    from hfjobs_magic.wrapping import persist_source
+    from hfjobs_magic.cell.wrapping import persist_source
 
     source = persist_source()
     lines = source.count("\n")
-    return text.replace(source, f"\n# ... {lines} lines of hfjobs_magic/persist.py, the --outputs wrapper ...\n")
+    return text.replace(source, f"\n# ... {lines} lines of hfjobs_magic/cell/persist.py, the --outputs wrapper ...\n")
 
 
 def check_error(results: list[CheckResult]) -> HfJobCheckError:
@@ -225,7 +225,7 @@ class Runner:
 
     # -- interactive -----------------------------------------------------------------------
     def _run_interactive(self, request: JobRequest) -> None:
-        from hfjobs_magic.checks import usd, worst_case_cost
+        from hfjobs_magic.remote.hardware import usd, worst_case_cost
         from hfjobs_magic.views.widgets import JobWidget
 
         widget = JobWidget(log_lines=self.settings.log_lines)
@@ -260,7 +260,7 @@ class Runner:
     # -- reattaching ---------------------------------------------------------------------------
     def attach(self, job: str, namespace: str | None) -> JobRecord:
         """The live view of a job again: followed if it runs, replayed in full if it ended."""
-        from hfjobs_magic.joblist import about_job, resolve
+        from hfjobs_magic.jobs.joblist import about_job, resolve
         from hfjobs_magic.views.text import TextView
 
         ref = resolve(self.client, self.history, job, namespace)

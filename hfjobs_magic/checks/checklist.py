@@ -1,7 +1,7 @@
 """Pre-submission checks: one function per check id, each returning a `CheckResult`.
 
 Checks never render and never submit. Ids and result shape are a public contract
-(DESIGN.md section 4). `run_checks` reads the cell once (`cellscan`), asks the Hub
+(DESIGN.md section 4). `run_checks` reads the cell's one scan (`JobScript.scan`), asks the Hub
 everything it needs at once under one deadline (`lookups`), then runs each check on
 those facts; a look-up that could not be made is a warn that says so, never an ok.
 """
@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic import hardware
-from hfjobs_magic.cellnames import line_mapper
-from hfjobs_magic.cellscan import GPU_LIBRARIES, Push, mask_tokens, scan
-from hfjobs_magic.checkbase import (
+from hfjobs_magic.cell.names import line_mapper
+from hfjobs_magic.cell.scan import GPU_LIBRARIES, Push, mask_tokens, scan
+from hfjobs_magic.checkresult import failing
+from hfjobs_magic.checks.base import (
     CHECK_IDS,
     FAIL,
     OK,
@@ -29,14 +29,25 @@ from hfjobs_magic.checkbase import (
     Facts,
     result,
 )
-from hfjobs_magic.codechecks import check_dependencies, check_script, check_variables
-from hfjobs_magic.credentials import secret_findings
-from hfjobs_magic.lookups import Answer, Lookups, gather
-from hfjobs_magic.targets import Account, Target, Verdict, collect_targets, id_verdict, judge, unchecked_pushes, worst
+from hfjobs_magic.checks.code import check_dependencies, check_script, check_variables
+from hfjobs_magic.checks.credentials import secret_findings
+from hfjobs_magic.checks.lookups import Answer, Lookups, gather
+from hfjobs_magic.checks.targets import (
+    Account,
+    Target,
+    Verdict,
+    collect_targets,
+    id_verdict,
+    judge,
+    unchecked_pushes,
+    worst,
+)
+from hfjobs_magic.remote import hardware
+from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, usd, worst_case_cost
 
 if TYPE_CHECKING:
-    from hfjobs_magic.hub import HubClient
-    from hfjobs_magic.spec import JobSpec
+    from hfjobs_magic.cell.spec import JobSpec
+    from hfjobs_magic.remote.hub import HubClient
 
 __all__ = [
     "CHECK_IDS", "FAIL", "OK", "SKIP", "WARN", "CheckContext", "CheckResult", "check_dependencies", "check_flavor",
@@ -44,7 +55,6 @@ __all__ = [
     "check_variables", "context_for", "failing", "run_checks", "usd", "worst_case_cost",
 ]
 
-SERVER_TIMEOUT_S = 30 * 60  # what the Jobs server applies when no timeout is given
 NO_TOKEN_FIX = "Run `hf auth login` or set HF_TOKEN, then Re-check."
 
 
@@ -58,7 +68,7 @@ def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
     """
     from IPython.core.error import UsageError
 
-    from hfjobs_magic.script import build_script
+    from hfjobs_magic.cell.script import build_script
 
     # Without a kernel, --vars names get placeholders: the script is only read, never submitted.
     shown = variables if variables is not None else dict.fromkeys(spec.vars)
@@ -74,9 +84,7 @@ def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
 
 def collect_facts(ctx: CheckContext) -> Facts:
     body = ctx.script.body if ctx.script else ctx.cell
-    known = ctx.variables or {}
-    constants = {n: v for n in ctx.spec.vars if isinstance(v := known.get(n), str)}
-    found_scan = scan(body, constants)
+    found_scan = ctx.script.scan if ctx.script else scan(ctx.cell)  # no script: read what the user wrote
     lines = {b: c + ctx.first_line - 1 for b, c in line_mapper(ctx.cell, body).items()}
     targets = collect_targets(ctx.spec, found_scan, lines)
     queries = [q for t in targets if _checkable(t) for q in t.lookups()]
@@ -290,17 +298,6 @@ def describe_flavor(flavor: hardware.Flavor) -> str:
     return f"{flavor.name} ({flavor.pretty_name}: {flavor.cpu}, {flavor.ram} RAM{gpu}) at {usd(flavor.usd_per_hour)}/h"
 
 
-def worst_case_cost(spec: JobSpec, client: HubClient | None) -> float | None:
-    """Price x timeout (30 min when absent), for the Submit button; None when the price is unknown.
-
-    Never calls the Hub: the live price when this session fetched the hardware list (the
-    checks do), else the built-in table.
-    """
-    live = client.known_hardware() if client is not None else None
-    flavor = {f.name: f for f in live or ()}.get(spec.flavor) or hardware.BY_NAME.get(spec.flavor)
-    return None if flavor is None else flavor.usd_per_hour * (spec.timeout_seconds or SERVER_TIMEOUT_S) / 3600
-
-
 def check_timeout(f: Facts) -> CheckResult:
     """A timeout is set (the server stops jobs after 30 min), and the worst-case cost stays under the cap."""
     seconds = f.spec.timeout_seconds
@@ -321,12 +318,6 @@ def check_timeout(f: Facts) -> CheckResult:
         return CheckResult("timeout", WARN, f"stops after {human_duration(seconds)}; {cost}, so max_cost_usd "
                            "cannot be enforced", "Use a known --flavor.")
     return CheckResult("timeout", OK, f"stops after {human_duration(seconds)}; {cost}")
-
-
-def usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:.4f}" if 0 < value < 0.01 else f"${value:.2f}"
 
 
 def human_duration(seconds: int) -> str:
@@ -375,7 +366,3 @@ def _safely(check_id: str, check: Callable[[Facts], CheckResult], facts: Facts) 
             raise
         return CheckResult(check_id, WARN, f"this check could not run ({type(err).__name__}: {mask_tokens(str(err))})",
                            "Please report it; the other checks still apply.")
-
-
-def failing(results: list[CheckResult]) -> list[CheckResult]:
-    return [r for r in results if r.status == FAIL]
