@@ -21,7 +21,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from hfjobs_magic.hardware import FLAVORS
 from hfjobs_magic.sandbox import Sandbox
-from hfjobs_magic.sandbox.jobs import STOPPED_MESSAGE
+from hfjobs_magic.sandbox.jobs import LOST_MESSAGE
 
 NS = "alice"
 IMAGE = "python:3.12"
@@ -401,8 +401,9 @@ def test_a_job_running_when_the_sandbox_died_is_error_after_restart(tmp_path):
     with Sandbox(data_dir=tmp_path) as sb:
         api = HfApi(endpoint=sb.endpoint, token=sb.token)
         done = api.inspect_job(job_id=job.id, namespace=NS)
-        assert done.status.stage == "ERROR" and done.status.message == STOPPED_MESSAGE
+        assert done.status.stage == "ERROR" and done.status.message == LOST_MESSAGE
         assert done.finished_at is not None
+        assert logs(api, job)[-1] == f"[sandbox] {LOST_MESSAGE}"
         assert not alive(pid)  # the restarted sandbox killed what the dead one left behind
 
 
