@@ -23,7 +23,6 @@ from hfjobs_magic.checks import (
 )
 from hfjobs_magic.checks.targets import Account
 from hfjobs_magic.remote.hub import HubClient
-from hfjobs_magic.sandbox.accounts import OTHER_TOKEN
 
 FAKE_TOKEN = "hf_" + "AbCdEf0123456789" * 3  # matches the token pattern; known to no server
 
@@ -288,7 +287,7 @@ def test_read_only_org_fails_naming_writable_namespaces(sandbox, unique_name):
 def test_someone_elses_namespace_fails(sandbox, unique_name):
     r = run(sandbox, "", dataset_cell(f"bob/{unique_name}"))["push_target"]
     assert r.status == "fail" and "bob" in r.message
-    bob = run(sandbox, "", dataset_cell(f"bob/{unique_name}"), token=OTHER_TOKEN)["push_target"]
+    bob = run(sandbox, "", dataset_cell(f"bob/{unique_name}"), token=sandbox.other_token)["push_target"]
     assert bob.status == "ok"  # bob may push to his own namespace
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from hfjobs_magic.jobs.record import MIME
 from hfjobs_magic.remote.hub import JOB_COMMAND, SCRIPT_ENV
 from tests.nbrun import sandbox_env
+from tests.served import served
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -112,18 +115,55 @@ def test_export_round_trip_runs_with_uv_and_on_the_sandbox(sandbox, tmp_path, un
     assert "uploaded the answer" in logs
 
 
-def test_sandbox_command_prints_endpoint_and_stops_cleanly(tmp_path):
-    proc = subprocess.Popen([str(BIN / "hfjob"), "sandbox", "--port", "0", "--data-dir", str(tmp_path / "d")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("HF_ENDPOINT=http://127.0.0.1:")
-        endpoint = line.strip().split("=", 1)[1]
-        api = HfApi(endpoint=endpoint, token="hf_sandbox_alice_write_token")
-        assert api.whoami()["name"] == "alice"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+def test_sandbox_command_prints_lines_a_shell_exports_and_stops_cleanly(tmp_path):
+    with served("--port", "0", "--data-dir", str(tmp_path / "d"), stderr_path=tmp_path / "err") as sb:
+        assert re.fullmatch(r"HF_ENDPOINT=http://127\.0\.0\.1:\d+", sb.lines[0])  # nothing else on the line
+        assert re.fullmatch(r"HF_TOKEN=hf_[A-Za-z0-9]{34}", sb.lines[1])
+        assert sb.lines[0] == f"HF_ENDPOINT={sb.endpoint}" and sb.lines[1] == f"HF_TOKEN={sb.token}"
+        api = HfApi(endpoint=sb.endpoint, token=sb.token)
+        who = api.whoami()
+        assert who["name"] == "alice" and who["auth"]["accessToken"]["role"] == "write"
+        read = HfApi(endpoint=sb.endpoint, token=sb.comment("read-only token")).whoami()
+        assert read["name"] == "alice" and read["auth"]["accessToken"]["role"] == "read"
+        assert HfApi(endpoint=sb.endpoint, token=sb.comment("second user")).whoami()["name"] == "bob"
+        assert sb.stop() == 0
+    assert "Stopping the sandbox" in (tmp_path / "err").read_text()
+
+
+def test_sandbox_command_honours_every_flag(tmp_path):
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    flags = ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "d"), "--user", "carol",
+             "--token", "hf_CarolWrites", "--read-token", "hf_CarolReads", "--org", "lab-one", "--org", "lab-two",
+             "--read-org", "giant"]
+    with served(*flags, stderr_path=tmp_path / "err") as sb:
+        assert sb.exported == {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": "hf_CarolWrites"}
+        assert sb.comment("read-only token") == "hf_CarolReads"
+        api = HfApi(endpoint=sb.endpoint, token=sb.token)
+        who = api.whoami()
+        assert who["name"] == "carol"
+        assert {o["name"]: o["roleInOrg"] for o in who["orgs"]} == {"lab-one": "write", "lab-two": "write",
+                                                                    "giant": "read"}
+        assert HfApi(endpoint=sb.endpoint, token="hf_CarolReads").whoami()["auth"]["accessToken"]["role"] == "read"
+        api.create_repo("lab-two/kept", repo_type="dataset")
+        with pytest.raises(HfHubHTTPError) as err:
+            api.create_repo("giant/refused", repo_type="dataset")
+        assert err.value.response.status_code == 403
+    with served("--data-dir", str(tmp_path / "d"), stderr_path=tmp_path / "err") as again:  # same data dir
+        api = HfApi(endpoint=again.endpoint, token=again.token)
+        assert api.repo_exists("lab-two/kept", repo_type="dataset")  # the data dir's repos are kept...
+        assert api.whoami()["name"] == "alice" and again.token != "hf_CarolWrites"  # ...flags are not
+
+
+def test_sandbox_command_on_a_taken_port_says_so(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run([str(BIN / "hfjob"), "sandbox", "--port", str(port), "--data-dir", str(tmp_path / "d")])
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_run_reports_a_missing_notebook_clearly(tmp_path):

@@ -20,7 +20,6 @@ from huggingface_hub.errors import (
 )
 
 from hfjobs_magic.sandbox import Sandbox
-from hfjobs_magic.sandbox.accounts import OTHER_TOKEN
 from hfjobs_magic.sandbox.repos import Put
 
 
@@ -142,21 +141,21 @@ def test_private_repo_is_invisible_to_bob(api: HfApi, sandbox: Sandbox, unique_n
     repo_id = f"alice/{unique_name}"
     api.create_repo(repo_id, private=True)
     api.upload_file(path_or_fileobj=b"secret", path_in_repo="s.txt", repo_id=repo_id)
-    bob = HfApi(endpoint=sandbox.endpoint, token=OTHER_TOKEN)
+    bob = HfApi(endpoint=sandbox.endpoint, token=sandbox.other_token)
     anonymous = HfApi(endpoint=sandbox.endpoint, token=False)
     for outsider in (bob, anonymous):
         with pytest.raises(RepositoryNotFoundError):
             outsider.repo_info(repo_id)
         assert not outsider.file_exists(repo_id, "s.txt")
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download(repo_id, "s.txt", endpoint=sandbox.endpoint, token=OTHER_TOKEN, cache_dir=tmp_path)
+        hf_hub_download(repo_id, "s.txt", endpoint=sandbox.endpoint, token=sandbox.other_token, cache_dir=tmp_path)
     with pytest.raises(RepositoryNotFoundError):
         bob.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id)
     assert api.repo_info(repo_id).private is True
 
 
 def test_settings_and_delete(api: HfApi, sandbox: Sandbox, repo: str) -> None:
-    bob = HfApi(endpoint=sandbox.endpoint, token=OTHER_TOKEN)
+    bob = HfApi(endpoint=sandbox.endpoint, token=sandbox.other_token)
     assert bob.repo_exists(repo)
     api.update_repo_settings(repo, private=True)
     assert not bob.repo_exists(repo)
@@ -171,7 +170,7 @@ def test_list_repos_and_auth_check(api: HfApi, read_api: HfApi, sandbox: Sandbox
     public, private = f"alice-lab/{unique_name}-pub", f"alice-lab/{unique_name}-priv"
     api.create_repo(public, repo_type="dataset")
     api.create_repo(private, repo_type="dataset", private=True)
-    bob = HfApi(endpoint=sandbox.endpoint, token=OTHER_TOKEN)
+    bob = HfApi(endpoint=sandbox.endpoint, token=sandbox.other_token)
     assert {d.id for d in api.list_datasets(author="alice-lab", search=unique_name)} == {public, private}
     assert {d.id for d in bob.list_datasets(author="alice-lab", search=unique_name)} == {public}
     assert not any(m.id == public for m in api.list_models(search=unique_name))

@@ -21,8 +21,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from hfjobs_magic.remote.hardware import FLAVORS
 from hfjobs_magic.sandbox import Sandbox
-from hfjobs_magic.sandbox.accounts import DEFAULT_TOKEN, OTHER_TOKEN
-from hfjobs_magic.sandbox.jobs import STOPPED_MESSAGE
+from hfjobs_magic.sandbox.jobs import LOST_MESSAGE
 
 NS = "alice"
 IMAGE = "python:3.12"
@@ -326,7 +325,7 @@ def test_rights_are_checked_like_the_hub(api, read_api, sandbox):
     with pytest.raises(HfHubHTTPError) as err:
         read_api.cancel_job(job_id=job.id, namespace="alice-lab")
     assert status_of(err) == 403
-    bob = HfApi(endpoint=sandbox.endpoint, token=OTHER_TOKEN)
+    bob = HfApi(endpoint=sandbox.endpoint, token=sandbox.other_token)
     with pytest.raises(HfHubHTTPError) as err:
         bob.inspect_job(job_id=job.id, namespace="alice-lab")
     assert status_of(err) == 403
@@ -392,7 +391,8 @@ def test_a_job_running_when_the_sandbox_died_is_error_after_restart(tmp_path):
     )
     try:
         endpoint = server.stdout.readline().strip().removeprefix("HF_ENDPOINT=")
-        api = HfApi(endpoint=endpoint, token=DEFAULT_TOKEN)
+        token = server.stdout.readline().strip().removeprefix("HF_TOKEN=")
+        api = HfApi(endpoint=endpoint, token=token)
         job = run(api, "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(60)")
         pid = int(first_line(api, job, "pid ").split()[1])
     finally:
@@ -401,8 +401,9 @@ def test_a_job_running_when_the_sandbox_died_is_error_after_restart(tmp_path):
     with Sandbox(data_dir=tmp_path) as sb:
         api = HfApi(endpoint=sb.endpoint, token=sb.token)
         done = api.inspect_job(job_id=job.id, namespace=NS)
-        assert done.status.stage == "ERROR" and done.status.message == STOPPED_MESSAGE
+        assert done.status.stage == "ERROR" and done.status.message == LOST_MESSAGE
         assert done.finished_at is not None
+        assert logs(api, job)[-1] == f"[sandbox] {LOST_MESSAGE}"
         assert not alive(pid)  # the restarted sandbox killed what the dead one left behind
 
 

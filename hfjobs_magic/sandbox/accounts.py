@@ -7,19 +7,17 @@ cannot write to -> 403.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 DEFAULT_USER = "alice"
-DEFAULT_TOKEN = "hf_sandbox_alice_write_token"
-DEFAULT_READ_TOKEN = "hf_sandbox_alice_read_token"
 DEFAULT_ORGS = ("alice-lab",)
 DEFAULT_READ_ORGS = ("big-corp",)
 # A second user, so tests can prove that private repos and foreign namespaces are closed.
 OTHER_USER = "bob"
-OTHER_TOKEN = "hf_sandbox_bob_write_token"
 
 
 @dataclass(frozen=True)
@@ -38,20 +36,25 @@ class Identity:
 
 @dataclass
 class Accounts:
+    """The users and their tokens; no token has a default (see `tokens`: they are random)."""
+
+    token: str
+    read_token: str
+    other_token: str  # the second user's (`OTHER_USER`) write token
     user: str = DEFAULT_USER
-    token: str = DEFAULT_TOKEN
-    read_token: str = DEFAULT_READ_TOKEN
     orgs: list[str] = field(default_factory=lambda: list(DEFAULT_ORGS))
     read_orgs: list[str] = field(default_factory=lambda: list(DEFAULT_READ_ORGS))
 
     def identify(self, token: str | None) -> Identity | None:
         """The identity behind a bearer token, or None when the token is unknown."""
         orgs, read_orgs = tuple(self.orgs), tuple(self.read_orgs)
-        if token == self.token:
+        if not token:
+            return None
+        if hmac.compare_digest(token.encode(), self.token.encode()):
             return Identity(self.user, "write", orgs, read_orgs)
-        if token == self.read_token:
+        if hmac.compare_digest(token.encode(), self.read_token.encode()):
             return Identity(self.user, "read", orgs, read_orgs)
-        if token == OTHER_TOKEN:
+        if hmac.compare_digest(token.encode(), self.other_token.encode()):
             return Identity(OTHER_USER, "write")
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict
 from email.utils import formatdate
 
@@ -55,6 +56,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": detail}, status_code=exc.status_code, headers=headers)
 
 
+DISK_FULL = ("Insufficient Storage: the sandbox's data dir has no space left, so nothing was stored "
+             "(the repo is as it was before this request); free some space and retry")
+
+
+async def disk_full(request: Request, exc: Exception) -> Response:
+    """A full disk (ENOSPC, EDQUOT) is 507, not a crash; every other OSError stays a server error."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise exc
+    return JSONResponse({"error": DISK_FULL}, status_code=507, headers={"X-Error-Message": DISK_FULL})
+
+
 class BodySizeLimit:
     """Refuse with 413 any request whose declared body is larger than the limit."""
 
@@ -100,7 +112,7 @@ class FreshDate:
 def build_app(state: SandboxState) -> Starlette:
     app = Starlette(
         routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *hub_routes.ROUTES],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, OSError: disk_full},
         middleware=[
             Middleware(FreshDate),
             Middleware(FaultMiddleware, faults=state.faults),

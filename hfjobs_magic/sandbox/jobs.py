@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets as secrets_lib
 import select
 import shutil
@@ -33,6 +34,7 @@ TERMINAL_STAGES = ("COMPLETED", "CANCELED", "ERROR", "DELETED")
 SECRET_MASK = "********"
 DEFAULT_TIMEOUT_S = 30 * 60  # the Hub's default when a job asks for none
 STOPPED_MESSAGE = "The sandbox stopped while the job was running"
+LOST_MESSAGE = "The sandbox restarted while the job was running; the job was lost and its processes killed"
 WORKDIR_PREFIX = "hfjob-work-"
 POLL_S = 0.2  # how often a quiet job is checked for exit, timeout and cancel
 READ_BYTES = 1 << 16
@@ -46,6 +48,8 @@ _INHERITED = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_
               "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PYENV_ROOT", "PYENV_VERSION", "SYSTEMROOT"}
 _INHERITED_PREFIXES = ("LC_", "UV_", "PIP_", "CUDA_", "NVIDIA_")
 _PROXIES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+# Secrets that could ride in on an inherited prefix (UV_PUBLISH_TOKEN, PIP_PASSWORD, NVIDIA_API_KEY...).
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
 
 
 @dataclass
@@ -234,11 +238,18 @@ class JobManager:
             self._jobs[job.id] = job
             self._seq = max(self._seq, job.seq)
             if job.stage not in TERMINAL_STAGES:
-                _kill_leftover(job)
-                _remove_workdir(job.workdir)
-                self._update(job, stage="ERROR", message=STOPPED_MESSAGE,
-                             finished_at=job.finished_at or utc_now_iso())
+                self._mark_lost(job)
         self._jobs = dict(sorted(self._jobs.items(), key=lambda item: item[1].seq))
+
+    def _mark_lost(self, job: Job) -> None:
+        """A job a crashed sandbox left unfinished: kill what remains, say so in its log, make it ERROR."""
+        _kill_leftover(job)
+        _remove_workdir(job.workdir)
+        _end_torn_log(self._log_path(job))
+        book = LogBook(self._log_path(job))
+        book.append([f"[sandbox] {LOST_MESSAGE}"])
+        book.close()
+        self._update(job, stage="ERROR", message=LOST_MESSAGE, finished_at=job.finished_at or utc_now_iso())
 
     # -- the runner (one thread per job) -------------------------------------------
     def _run(self, run: JobRun) -> None:
@@ -343,8 +354,7 @@ class JobManager:
 
 def job_environment(job: Job, secrets: dict[str, str], home: Path, endpoint: str) -> dict[str, str]:
     """A clean environment: a few host settings, the sandbox's, then the job's env and secrets."""
-    env = {k: v for k, v in os.environ.items()
-           if k in _INHERITED or k.lower() in _PROXIES or k.startswith(_INHERITED_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if _inherited(k)}
     # The sandbox's own Python (with huggingface_hub and uv) comes first; the host's PATH follows.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
     env.update(
@@ -363,6 +373,14 @@ def job_environment(job: Job, secrets: dict[str, str], home: Path, endpoint: str
     env.update(job.environment)
     env.update(secrets)
     return env
+
+
+def _inherited(name: str) -> bool:
+    """Whether a job gets the serving process's variable `name`: what a container has, never a secret."""
+    if name.lower() in _PROXIES:
+        return True  # a proxy URL may hold a password, but a job cannot reach the network without it
+    listed = name in _INHERITED or name.startswith(_INHERITED_PREFIXES)
+    return listed and not _SECRET_NAME.search(name)
 
 
 def lost_files_report(work: Path) -> list[str]:
@@ -452,6 +470,13 @@ def _kill_leftover(job: Job) -> None:
     """Kill the process group a crashed sandbox left running, if it is still that very group."""
     if job.pid and job.pid_start and _start_time(job.pid) == job.pid_start:
         _signal_group(job.pid, signal.SIGKILL)
+
+
+def _end_torn_log(path: Path) -> None:
+    """Drop a last log line a crash cut short, so the next line appended starts a line of its own."""
+    with contextlib.suppress(FileNotFoundError), open(path, "rb+") as handle:
+        data = handle.read()
+        handle.truncate(data.rfind(b"\n") + 1)
 
 
 def _remove_workdir(workdir: str | None) -> None:

@@ -167,6 +167,24 @@ def _write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
+def _append_line(path: Path, line: bytes) -> None:
+    """Append a whole line or nothing: a write that fails half way (disk full) is cut off again,
+    so the next commit does not land on the end of a torn line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            rest = memoryview(line)
+            while rest:
+                rest = rest[os.write(fd, rest):]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
 def apply_operations(tree: dict[str, Blob], ops: list[tuple[Operation, Blob | None]]) -> dict[str, Blob]:
     """The tree after `ops`, in order; a delete of something absent is an error, as on the Hub."""
     new = dict(tree)
@@ -262,10 +280,7 @@ class Repo:
         _write_atomic(self.folder / "meta.json", json.dumps(self.meta, indent=1).encode())
 
     def _append(self, commit: Commit) -> None:
-        with open(self.folder / "commits.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(commit.to_json() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        _append_line(self.folder / "commits.jsonl", (commit.to_json() + "\n").encode())
         self.commits.append(commit)
         self._by_oid[commit.oid] = commit
 

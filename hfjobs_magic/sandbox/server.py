@@ -13,19 +13,13 @@ from pathlib import Path
 
 import uvicorn
 
-from hfjobs_magic.sandbox.accounts import (
-    DEFAULT_ORGS,
-    DEFAULT_READ_ORGS,
-    DEFAULT_READ_TOKEN,
-    DEFAULT_TOKEN,
-    DEFAULT_USER,
-    Accounts,
-)
+from hfjobs_magic.sandbox.accounts import DEFAULT_ORGS, DEFAULT_READ_ORGS, DEFAULT_USER, OTHER_USER, Accounts
 from hfjobs_magic.sandbox.app import build_app
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.state import SandboxState
+from hfjobs_magic.sandbox.tokens import exposure_problem, stored_tokens
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -36,7 +30,8 @@ class Sandbox:
 
     Use as a context manager: `with Sandbox() as sb: HfApi(endpoint=sb.endpoint, token=sb.token)`.
     Without `data_dir`, repos live in a temporary folder removed on exit; with
-    one, they survive a restart.
+    one, they survive a restart. Tokens not given are random and kept in the
+    data dir (`tokens.stored_tokens`); a `host` beyond loopback needs a `token`.
     """
 
     def __init__(
@@ -46,17 +41,21 @@ class Sandbox:
         port: int = 0,
         data_dir: str | os.PathLike[str] | None = None,
         user: str = DEFAULT_USER,
-        token: str = DEFAULT_TOKEN,
-        read_token: str = DEFAULT_READ_TOKEN,
+        token: str | None = None,
+        read_token: str | None = None,
         orgs: Sequence[str] = DEFAULT_ORGS,
         read_orgs: Sequence[str] = DEFAULT_READ_ORGS,
         log_level: str = "warning",
     ) -> None:
+        if problem := exposure_problem(host, token):
+            raise ValueError(problem)
         self.host, self.port = host, port
         self._own_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="hfjob-sandbox-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        accounts = Accounts(user, token, read_token, list(orgs), list(read_orgs))
+        kept = stored_tokens(self.data_dir)
+        accounts = Accounts(token=token or kept["token"], read_token=read_token or kept["read_token"],
+                            other_token=kept["other_token"], user=user, orgs=list(orgs), read_orgs=list(read_orgs))
         self.state = SandboxState(
             data_dir=self.data_dir,
             accounts=accounts,
@@ -85,6 +84,15 @@ class Sandbox:
     @property
     def user(self) -> str:
         return self.state.accounts.user
+
+    @property
+    def other_user(self) -> str:
+        """A second user, owner of a namespace `user` cannot write to."""
+        return OTHER_USER
+
+    @property
+    def other_token(self) -> str:
+        return self.state.accounts.other_token
 
     @property
     def faults(self) -> Faults:
