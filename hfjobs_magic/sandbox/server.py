@@ -22,6 +22,7 @@ from hfjobs_magic.sandbox.accounts import (
     Accounts,
 )
 from hfjobs_magic.sandbox.app import build_app
+from hfjobs_magic.sandbox.buckets import BucketStore
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
@@ -62,6 +63,7 @@ class Sandbox:
             accounts=accounts,
             repos=RepoStore(self.data_dir / "repos"),
             jobs=JobManager(self.data_dir / "jobs"),
+            buckets=BucketStore(self.data_dir / "buckets"),
         )
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))
