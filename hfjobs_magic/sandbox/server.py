@@ -27,6 +27,7 @@ from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.state import SandboxState
+from hfjobs_magic.sandbox.volumes import Volumes
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -58,13 +59,16 @@ class Sandbox:
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="hfjob-sandbox-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         accounts = Accounts(user, token, read_token, list(orgs), list(read_orgs))
+        repos, buckets = RepoStore(self.data_dir / "repos"), BucketStore(self.data_dir / "buckets")
         self.state = SandboxState(
             data_dir=self.data_dir,
             accounts=accounts,
-            repos=RepoStore(self.data_dir / "repos"),
+            repos=repos,
             jobs=JobManager(self.data_dir / "jobs"),
-            buckets=BucketStore(self.data_dir / "buckets"),
+            buckets=buckets,
+            volumes=Volumes(self.data_dir / "volumes", buckets, repos),
         )
+        self.state.jobs.volumes = self.state.volumes
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))
         self._log_level = log_level

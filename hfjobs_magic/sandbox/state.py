@@ -10,6 +10,7 @@ from hfjobs_magic.sandbox.buckets import BucketStore
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.volumes import Volumes
 
 MiB = 1024 * 1024
 
@@ -27,6 +28,7 @@ class SandboxState:
     repos: RepoStore
     jobs: JobManager
     buckets: BucketStore
+    volumes: Volumes
     faults: Faults = field(default_factory=Faults)
     limits: Limits = field(default_factory=Limits)
     endpoint: str = ""  # set once the server is bound; jobs get it as HF_ENDPOINT
