@@ -26,6 +26,7 @@ from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.state import SandboxState
+from hfjobs_magic.sandbox.xet import XetStore
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -62,6 +63,7 @@ class Sandbox:
             accounts=accounts,
             repos=RepoStore(self.data_dir / "repos"),
             jobs=JobManager(self.data_dir / "jobs"),
+            xet=XetStore(self.data_dir / "xet"),
         )
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))

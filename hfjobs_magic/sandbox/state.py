@@ -9,6 +9,7 @@ from hfjobs_magic.sandbox.accounts import Accounts
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.xet import XetStore
 
 MiB = 1024 * 1024
 
@@ -25,6 +26,7 @@ class SandboxState:
     accounts: Accounts
     repos: RepoStore
     jobs: JobManager
+    xet: XetStore
     faults: Faults = field(default_factory=Faults)
     limits: Limits = field(default_factory=Limits)
     endpoint: str = ""  # set once the server is bound; jobs get it as HF_ENDPOINT
