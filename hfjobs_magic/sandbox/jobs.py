@@ -362,7 +362,6 @@ def job_environment(job: Job, secrets: dict[str, str], home: Path, endpoint: str
         UV_CACHE_DIR=_host_uv_cache(),  # a cache, shared so jobs need not download again
         XDG_CONFIG_HOME=os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config"),  # uv/pip config
         UV_PYTHON_DOWNLOADS="never",
-        HF_HUB_DISABLE_XET="1",  # the sandbox stores uploads itself; it has no Xet storage
         PYTHONUNBUFFERED="1",
         JOB_ID=job.id,
     )

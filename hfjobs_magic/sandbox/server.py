@@ -28,6 +28,7 @@ from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.state import SandboxState
 from hfjobs_magic.sandbox.volumes import Volumes
+from hfjobs_magic.sandbox.xet import XetStore
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -67,6 +68,7 @@ class Sandbox:
             jobs=JobManager(self.data_dir / "jobs"),
             buckets=buckets,
             volumes=Volumes(self.data_dir / "volumes", buckets, repos),
+            xet=XetStore(self.data_dir / "xet"),
         )
         self.state.jobs.volumes = self.state.volumes
         if spec := os.environ.get(FAULTS_ENV):

@@ -11,6 +11,7 @@ from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.volumes import Volumes
+from hfjobs_magic.sandbox.xet import XetStore
 
 MiB = 1024 * 1024
 
@@ -29,6 +30,7 @@ class SandboxState:
     jobs: JobManager
     buckets: BucketStore
     volumes: Volumes
+    xet: XetStore
     faults: Faults = field(default_factory=Faults)
     limits: Limits = field(default_factory=Limits)
     endpoint: str = ""  # set once the server is bound; jobs get it as HF_ENDPOINT
