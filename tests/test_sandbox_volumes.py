@@ -124,3 +124,38 @@ def test_a_read_only_member_cannot_mount_a_bucket_read_write(sandbox: Sandbox, u
         api.run_job(image=IMAGE, command=["true"], namespace="alice",
                     volumes=[Volume(type="bucket", source=bucket, mount_path="/data", read_only=False)])
     assert err.value.response.status_code == 403
+
+
+# -- these need the Xet CAS: listing hashes the files a job wrote, uploads go through it -------------
+
+
+def test_what_a_killed_job_wrote_to_its_bucket_stays(api: HfApi, sandbox: Sandbox, unique_name: str,
+                                                     tmp_path: Path) -> None:
+    bucket = f"{sandbox.user}/{unique_name}"
+    api.create_bucket(bucket)
+    code = ("import os, signal\nos.makedirs('/out/ckpt')\n"
+            "open('/out/ckpt/step-1.bin', 'wb').write(bytes(range(256)) * 400)\n"
+            "open('/out/log.txt', 'w').write('epoch 1')\n"
+            "os.killpg(os.getpgid(0), signal.SIGKILL)\n")
+    job = api.run_job(image=IMAGE, command=["python", "-c", code], namespace="alice",
+                      volumes=[Volume(type="bucket", source=bucket, mount_path="/out", path="run-1")])
+    assert finish(api, job.id).status.stage == "ERROR"
+    files = {e.path: e.size for e in api.list_bucket_tree(bucket, recursive=True) if e.type == "file"}
+    assert files == {"run-1/ckpt/step-1.bin": 102_400, "run-1/log.txt": 7}
+    api.download_bucket_files(bucket, [("run-1/ckpt/step-1.bin", str(tmp_path / "step.bin"))])
+    assert (tmp_path / "step.bin").read_bytes() == bytes(range(256)) * 400
+
+
+def test_hf_jobs_uv_run_a_local_script(sandbox: Sandbox, api: HfApi, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("import sys\nopen('/data/result.txt', 'w').write('trained')\n"
+                      "print('args', *sys.argv[1:])\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=sandbox.endpoint, HF_TOKEN=sandbox.token, HF_HOME=str(tmp_path / "hf-home"))
+    done = subprocess.run([str(HF_BIN), "jobs", "uv", "run", str(script), "--epochs", "3"],
+                          env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "args --epochs 3" in done.stdout
+    files = {e.path.split("/", 1)[1] for e in api.list_bucket_tree(f"{sandbox.user}/jobs-artifacts", recursive=True)
+             if e.type == "file"}
+    assert {"train.py", "result.txt"} <= files

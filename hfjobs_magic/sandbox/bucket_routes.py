@@ -22,18 +22,19 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from hfjobs_magic.sandbox.accounts import Identity, caller, require_caller, require_writer
-from hfjobs_magic.sandbox.buckets import Bucket, BucketStore, XetFiles
+from hfjobs_magic.sandbox.buckets import Bucket, BucketStore
 from hfjobs_magic.sandbox.hub_access import hub_error, json_body
 from hfjobs_magic.sandbox.hub_routes import page_of
 from hfjobs_magic.sandbox.repos import BadPath, RepoExists
+from hfjobs_magic.sandbox.xet import XetStore, cas_url
 
 TREE_PAGE, LIST_PAGE = 1000, 100
 MAX_BATCH_LINES = 10_000  # the client sends at most 1000 operations per request
 _XET_HASH = re.compile(r"[0-9a-f]{64}")
 
 
-def _xet(request: Request) -> XetFiles:
-    return getattr(request.app.state.sandbox, "xet", None)  # type: ignore[return-value]  # TEMP until xet lands
+def _xet(request: Request) -> XetStore:
+    return request.app.state.sandbox.xet
 
 
 def bucket_not_found() -> HTTPException:
@@ -244,8 +245,6 @@ async def batch(request: Request) -> JSONResponse:
 
 
 async def xet_token(request: Request) -> JSONResponse:
-    from hfjobs_magic.sandbox.xet import cas_url  # TEMP until the xet branch is merged
-
     write = request.url.path.endswith("/xet-write-token")
     bucket = writable_bucket(request) if write else readable_bucket(request)
     answer = _xet(request).token_answer(
