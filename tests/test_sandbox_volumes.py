@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import HfApi, Volume
 from huggingface_hub.errors import HfHubHTTPError
@@ -58,14 +59,14 @@ def dataset(api: HfApi, sandbox: Sandbox, unique_name: str) -> str:
 
 def test_concurrent_jobs_with_the_same_mount_path_see_their_own_buckets(api: HfApi, sandbox: Sandbox,
                                                                         unique_name: str) -> None:
-    script = ("echo $JOB_ID > /data/$NAME.txt; trap 'ls /data; exit 0' TERM; echo ready; "
+    script = ("echo $JOB_ID > /data/$NAME.txt; trap 'ls /data; exit 0' TERM; ls $SANDBOX_DATA; echo ready; "
               "while :; do sleep 0.1; done")
     jobs = []
     for name in ("one", "two"):
         bucket = f"{sandbox.user}/{unique_name}-{name}"
         api.create_bucket(bucket)
         jobs.append(shell_job(api, script, [Volume(type="bucket", source=bucket, mount_path="/data")],
-                              env={"NAME": name}))
+                              env={"NAME": name, "SANDBOX_DATA": str(sandbox.data_dir)}))
         wait_for_line(api, jobs[-1].id, "ready")
     assert {api.inspect_job(job_id=j.id, namespace="alice").status.stage for j in jobs} == {"RUNNING"}
     for job in jobs:
@@ -73,6 +74,7 @@ def test_concurrent_jobs_with_the_same_mount_path_see_their_own_buckets(api: HfA
         finish(api, job.id)
     listed = [[line for line in own_lines(api, job.id) if line.endswith(".txt")] for job in jobs]
     assert listed == [["one.txt"], ["two.txt"]]  # each job, when the other one had written too
+    assert [own_lines(api, job.id)[0] for job in jobs] == ["ready", "ready"]  # the data dir itself is hidden
     assert not Path("/data/one.txt").exists() and not Path("/data/two.txt").exists()
 
 
@@ -159,3 +161,38 @@ def test_hf_jobs_uv_run_a_local_script(sandbox: Sandbox, api: HfApi, tmp_path: P
     files = {e.path.split("/", 1)[1] for e in api.list_bucket_tree(f"{sandbox.user}/jobs-artifacts", recursive=True)
              if e.type == "file"}
     assert {"train.py", "result.txt"} <= files
+
+
+def test_a_host_without_mount_namespaces_refuses_volume_jobs(api: HfApi, sandbox: Sandbox, unique_name: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    api.create_bucket(f"{sandbox.user}/{unique_name}")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `unshare` to be found
+    namespace_support.cache_clear()
+    try:
+        with pytest.raises(HfHubHTTPError) as err:
+            api.run_job(image=IMAGE, command=["true"], namespace="alice",
+                        volumes=[Volume(type="bucket", source=f"{sandbox.user}/{unique_name}", mount_path="/data")])
+    finally:
+        namespace_support.cache_clear()
+    assert err.value.response.status_code == 422
+    assert "'unshare' command (util-linux) is not installed" in str(err.value)
+
+
+def test_tree_pages_and_rehashes_what_a_job_changed(api: HfApi, sandbox: Sandbox, unique_name: str) -> None:
+    bucket = f"{sandbox.user}/{unique_name}"
+    api.create_bucket(bucket)
+    api.batch_bucket_files(bucket, add=[(b"v1", "notes.txt")])
+    [before] = api.get_bucket_paths_info(bucket, ["notes.txt"])
+    script = "echo more >> /b/notes.txt; for i in 1 2 3 4; do echo $i > /b/f$i.txt; done"
+    job = shell_job(api, script, [Volume(type="bucket", source=bucket, mount_path="/b")])
+    assert finish(api, job.id).status.stage == "COMPLETED"
+
+    url = f"{sandbox.endpoint}/api/buckets/{bucket}/tree?limit=2"
+    headers, paths, pages = {"authorization": f"Bearer {sandbox.token}"}, [], 0
+    while url:
+        answer = httpx.get(url, headers=headers)
+        paths += [entry["path"] for entry in answer.json()]
+        url, pages = answer.links.get("next", {}).get("url"), pages + 1
+    assert (paths, pages) == (["f1.txt", "f2.txt", "f3.txt", "f4.txt", "notes.txt"], 3)
+    [after] = api.get_bucket_paths_info(bucket, ["notes.txt"])
+    assert after.size == len(b"v1more\n") and after.xet_hash != before.xet_hash

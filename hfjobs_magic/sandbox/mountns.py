@@ -2,14 +2,16 @@
 
 Standalone on purpose (stdlib only, run by file path with `python -I -S`): a job's
 environment has no PYTHONPATH. Usage: `mountns.py PLAN_JSON -- ARGV...`, where the
-plan is `{"root": dir, "workdir": dir, "binds": [[source, mount_path, read_only], ...]}`.
+plan is `{"root": dir, "workdir": dir, "binds": [[source, mount_path, read_only], ...], "hide": [dir, ...]}`.
 
 The job must see `/data` even though the host has no `/data`, and nothing may be
 created on the host's filesystem. So `root` becomes a tmpfs that mirrors `/`
 (one recursive bind per top-level entry), the volumes are bound into it, and the
 job is chrooted there. Where a mount path needs a new folder inside a mirrored
 host folder, that folder is first shadowed by a tmpfs mirroring its entries the
-same way. All of it lives in this namespace only and dies with the job.
+same way. Last, the sandbox's data dir is covered by an empty tmpfs, so a job reaches
+buckets and repos only through its own volumes. All of it lives in this namespace
+only and dies with the job.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def enter(plan: dict) -> None:
     view = View(plan["root"])
     for source, path, read_only in sorted(plan["binds"], key=lambda b: b[1].count("/")):
         view.bind(source, path, read_only)
+    for path in plan.get("hide", []):
+        if os.path.isdir(plan["root"] + path):
+            mount("tmpfs", plan["root"] + path, "tmpfs", MS_RDONLY)
     os.chroot(plan["root"])
     os.chdir(plan["workdir"])
 

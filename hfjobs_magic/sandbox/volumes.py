@@ -104,7 +104,10 @@ def namespace_support() -> tuple[list[str], str | None]:
 
 
 class Volumes:
-    """Checks a job's volumes when it is created, and mounts them when it starts."""
+    """Checks a job's volumes when it is created, and mounts them when it starts.
+
+    `root` is `data_dir/volumes`: jobs get their volumes, never the rest of the data dir.
+    """
 
     def __init__(self, root: Path, buckets: BucketStore, repos: RepoStore) -> None:
         self.root, self.buckets, self.repos = root, buckets, repos
@@ -159,7 +162,8 @@ class Volumes:
         (folder / "root").mkdir(parents=True, exist_ok=True)
         binds = [[str(self._source(folder / f"volume-{i}", v)), v["mountPath"], v["readOnly"]]
                  for i, v in enumerate(volumes)]
-        plan = json.dumps({"root": str(folder / "root"), "workdir": str(workdir), "binds": binds})
+        plan = json.dumps({"root": str(folder / "root"), "workdir": str(workdir), "binds": binds,
+                           "hide": [str(self.root.parent)]})
         return [*unshare, sys.executable, "-I", "-S", str(HELPER), plan, "--", *argv]
 
     def _source(self, staging: Path, volume: dict) -> Path:
