@@ -145,14 +145,14 @@ def tree_entries(request: Request, bucket: Bucket, prefix: str, recursive: bool)
     """Files (with their Xet hash) and folders at or under `prefix`; only the first level unless recursive."""
     files = bucket.entries(_xet(request), prefix)
     base = f"{prefix}/" if prefix else ""
-    folders: dict[str, str] = {}
+    folders: dict[str, str] = {}  # folder -> its newest file's upload date
     for entry in files:
-        parts = entry.path[len(base):].split("/")[:-1] if entry.path.startswith(base) else []
-        for depth in range(1, len(parts) + 1 if recursive else min(len(parts), 1) + 1):
-            folder = base + "/".join(parts[:depth])
+        below = entry.path[len(base):].split("/")[:-1] if entry.path.startswith(base) else []
+        for depth in range(1, len(below) + 1 if recursive else min(len(below), 1) + 1):
+            folder = base + "/".join(below[:depth])
             folders[folder] = max(folders.get(folder, ""), entry.uploaded_at)
     if not recursive:
-        files = [e for e in files if "/" not in e.path[len(base):]]
+        files = [e for e in files if not e.path.startswith(base) or "/" not in e.path[len(base):]]
     listing = [{"type": "directory", "path": p, "uploadedAt": at} for p, at in folders.items()]
     return sorted(listing + [e.to_api() for e in files], key=lambda e: e["path"])
 
@@ -200,7 +200,7 @@ def _copy_source(request: Request, op: dict) -> None:
     if op.get("sourceRepoType") != "bucket":
         raise ValueError("the sandbox copies files between buckets only")
     source = _store(request).get(str(op.get("sourceRepoId")))
-    if not visible(source, caller(request)) or not source.holds(op["xetHash"]):  # type: ignore[union-attr]
+    if source is None or not visible(source, caller(request)) or not source.holds(op["xetHash"]):
         raise ValueError(f"no file with this xetHash in bucket '{op.get('sourceRepoId')}'")
 
 
