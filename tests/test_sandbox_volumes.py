@@ -196,3 +196,18 @@ def test_tree_pages_and_rehashes_what_a_job_changed(api: HfApi, sandbox: Sandbox
     assert (paths, pages) == (["f1.txt", "f2.txt", "f3.txt", "f4.txt", "notes.txt"], 3)
     [after] = api.get_bucket_paths_info(bucket, ["notes.txt"])
     assert after.size == len(b"v1more\n") and after.xet_hash != before.xet_hash
+
+
+def test_hf_jobs_run_with_a_local_folder_volume(sandbox: Sandbox, tmp_path: Path) -> None:
+    local = tmp_path / "inputs"
+    local.mkdir()
+    (local / "p.txt").write_text("payload")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=sandbox.endpoint, HF_TOKEN=sandbox.token, HF_HOME=str(tmp_path / "hf-home"))
+    done = subprocess.run(  # synced to the jobs-artifacts bucket, then mounted read-only by default
+        [str(HF_BIN), "jobs", "run", "-v", f"{local}:/inputs", IMAGE, "sh", "-c",
+         "cat /inputs/p.txt; echo; touch /inputs/new || echo read-only"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "payload\n" in done.stdout and "read-only\n" in done.stdout
