@@ -173,7 +173,10 @@ class Volumes:
             bucket = self.buckets.get(volume["source"])
             if bucket is None:
                 raise _not_found(volume)
-            source = bucket.local_path(sub) if sub else bucket.files
+            try:
+                source = bucket.local_path(sub) if sub else bucket.files
+            except BadPath as err:  # a link a job left in the bucket
+                raise VolumeError(400, str(err)) from err
             source.mkdir(parents=True, exist_ok=True)
             return source
         repo, commit = self._commit(volume)
