@@ -350,6 +350,8 @@ def hf_jobs_table(spec: JobSpec) -> dict[str, Any]:
         table["env"] = env
     if spec.labels:
         table["labels"] = dict(spec.labels)
+    if spec.job_volumes:
+        table["volumes"] = [volume.text for volume in spec.job_volumes]
     return table
 
 

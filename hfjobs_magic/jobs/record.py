@@ -15,6 +15,8 @@ MIME = "application/vnd.hfjob+json"
 FINAL_STAGES = frozenset({"COMPLETED", "CANCELED", "ERROR", "DELETED"})
 TAIL_LINES = 40
 MAX_LINE_CHARS = 400
+URL_TARGETS = ("s3", "gs", "bucket")  # targets named by their URL
+BUCKET_URL = "hf://buckets/"
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -36,8 +38,8 @@ class PushTarget:
     """A declared push target. `verified` only ever comes from the storage itself (the watcher asks it);
     `reported` and `failure` are what the job's --outputs wrapper said, shown but never trusted."""
 
-    repo_id: str  # a Hub repo id, or the URL for S3/GCS
-    repo_type: str = "model"  # "model", "dataset", "space", or "s3"/"gs"
+    repo_id: str  # a Hub repo id, or the URL for S3/GCS and HF buckets (hf://buckets/ns/name/prefix)
+    repo_type: str = "model"  # "model", "dataset", "space", "bucket", or "s3"/"gs"
     commits: list[dict[str, str]] = field(default_factory=list)  # {"oid", "title", "date"}; objects for S3/GCS
     verified: bool = False
     checked: bool = False  # the storage answered at least once
@@ -49,7 +51,13 @@ class PushTarget:
     @property
     def where(self) -> str:
         """How the wrapper names it in its log lines: "dataset alice/run", or the URL."""
-        return self.repo_id if self.repo_type in ("s3", "gs") else f"{self.repo_type} {self.repo_id}"
+        return self.repo_id if self.repo_type in URL_TARGETS else f"{self.repo_type} {self.repo_id}"
+
+    @property
+    def bucket(self) -> tuple[str, str]:
+        """An HF bucket target's (bucket id, prefix): `hf://buckets/ns/name/a/b` -> ("ns/name", "a/b")."""
+        parts = [p for p in self.repo_id.removeprefix(BUCKET_URL).split("/") if p]
+        return "/".join(parts[:2]), "/".join(parts[2:])
 
     def as_json(self) -> dict[str, Any]:
         return {

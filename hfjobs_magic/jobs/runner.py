@@ -113,6 +113,7 @@ def build_submission(request: JobRequest, client: HubClient) -> Submission:
         env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env},
         secrets=resolve_secrets(spec, client),
         labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
+        volumes=tuple(volume.as_volume() for volume in spec.job_volumes),
     )
 
 
@@ -130,7 +131,7 @@ def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lin
         record.notebook, record.cell = request.notebook, request.cell_hash
         spec = request.spec
         if spec.push:
-            kind = spec.push_kind if spec.push_kind in storage.SCHEMES else spec.repo_type or "model"
+            kind = spec.push_kind if spec.push_kind in (*storage.SCHEMES, "bucket") else spec.repo_type or "model"
             record.push.append(PushTarget(spec.push, kind))
         record.push += [PushTarget(repo_id, repo_type, declared=False) for repo_id, repo_type in request.cell_targets]
     return record
@@ -296,6 +297,8 @@ class Runner:
     def submit(self, request: JobRequest) -> JobRecord:
         with hub_errors(self.client, "the job was not submitted"):
             submission = build_submission(request, self.client)
+            if (outputs := request.spec.outputs_mount) is not None:
+                self.client.ensure_bucket(outputs.source)  # the --outputs folder is this bucket: it must exist
         with hub_errors(self.client, "the job could not be submitted",
                         unsure="If the Hub got it anyway, %hfjob_ps lists it: check before running the cell again."):
             info = self.client.submit(submission)

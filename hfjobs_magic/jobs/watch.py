@@ -251,7 +251,9 @@ class JobWatch:
             target.checked, target.check_error = True, None
             target.verified = bool(target.commits)
 
-    def _landed(self, target: PushTarget) -> list[dict[str, str]]:
+    def _landed(self, target: PushTarget) -> list[dict[str, Any]]:
+        if target.repo_type == "bucket":
+            return self.client.bucket_files_since(*target.bucket, self.record.created_at)
         if target.repo_type in storage.SCHEMES:
             return storage.objects_since(target.repo_id, self.record.created_at)
         return self.client.commits_since(target.repo_id, target.repo_type, self.record.created_at)

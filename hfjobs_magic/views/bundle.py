@@ -11,6 +11,7 @@ import html
 import time
 from typing import Any
 
+from hfjobs_magic.cell.persist import human_size
 from hfjobs_magic.jobs.record import FINAL_STAGES, MIME
 
 STAGE_COLOURS = {
@@ -55,9 +56,11 @@ def push_states(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _push_state(target: dict[str, Any], record: dict[str, Any]) -> tuple[str, str]:
     kind = target.get("repo_type", "model")
-    where = target.get("repo_id") if kind in ("s3", "gs") else f"{kind} {target.get('repo_id')}"
+    where = target.get("repo_id") if kind in ("s3", "gs", "bucket") else f"{kind} {target.get('repo_id')}"
     count = len(target.get("commits") or [])
-    noun = "object(s)" if kind in ("s3", "gs") else "commit(s)"
+    noun = {"s3": "object(s)", "gs": "object(s)", "bucket": "file(s)"}.get(kind, "commit(s)")
+    if kind == "bucket" and count:
+        noun += f" ({human_size(sum(int(c.get('size') or 0) for c in target['commits']))})"
     said = f"; the job reported {len(target['reported'])} push(es)" if target.get("reported") else ""
     if target.get("failure"):
         return "fail", f"{where}: push FAILED: {target['failure']} ({count} {noun} landed)"

@@ -1,0 +1,177 @@
+"""HF buckets and job volumes in `%%hfjob`: `--push hf://buckets/...`, `--volume`, their checks and export.
+
+The flag and export cases are pure; the job cases run whole notebooks in a real kernel (nbclient)
+against the sandbox, whose jobs get their volumes in a private mount namespace.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from huggingface_hub import HfApi
+from IPython.core.error import UsageError
+
+from hfjobs_magic.cell.script import build_script
+from hfjobs_magic.cell.spec import JOB_WORKDIR, Defaults, build_spec, load_toml, parse_line
+from hfjobs_magic.sandbox.volumes import namespace_support
+from tests.nbrun import execute, final_record, sandbox_env, text_of
+
+LOAD = "%load_ext hfjobs_magic"
+FLAGS = "--timeout 5m --yes"
+needs_volumes = pytest.mark.skipif(namespace_support()[1] is not None,
+                                   reason=f"no private mount namespaces here: {namespace_support()[1]}")
+
+
+def spec_of(line: str, defaults: Defaults | None = None):
+    return build_spec(parse_line(line), defaults)
+
+
+def bucket_files(api: HfApi, bucket_id: str, prefix: str | None = None) -> dict[str, int]:
+    return {f.path: f.size for f in api.list_bucket_tree(bucket_id, prefix=prefix, recursive=True)
+            if f.type == "file"}
+
+
+# -- flags -----------------------------------------------------------------------------------------------
+
+
+def test_a_bucket_push_with_outputs_is_a_volume_where_the_cell_writes():
+    spec = spec_of("--outputs out/run --push hf://buckets/alice/results/exp-1/")
+    assert spec.push_kind == "bucket" and spec.repo_type is None
+    assert spec.outputs_mount is not None
+    assert spec.outputs_mount.as_volume() == {"type": "bucket", "source": "alice/results",
+                                              "mount_path": f"{JOB_WORKDIR}/out/run", "read_only": False,
+                                              "path": "exp-1"}
+    absolute = spec_of("--outputs /results --push hf://buckets/alice/results")
+    assert absolute.outputs_mount.mount_path == "/results" and absolute.outputs_mount.path is None
+    assert spec_of("--push hf://buckets/alice/results").outputs_mount is None  # the cell writes it itself
+
+
+@pytest.mark.parametrize(("flag", "mount"), [
+    ("hf://datasets/org/ds/train:/in", "hf://datasets/org/ds/train:/in:ro"),
+    ("hf://org/model@v1:/models/m:ro", "hf://models/org/model@v1:/models/m:ro"),
+    ("hf://buckets/alice/scratch/tmp:/scratch", "hf://buckets/alice/scratch/tmp:/scratch:rw"),
+    ("hf://buckets/alice/refs:/refs:ro", "hf://buckets/alice/refs:/refs:ro"),
+])
+def test_volume_flags_read_as_hf_jobs_reads_them(flag, mount):
+    """Buckets are read-write unless :ro, repos read-only; `text` is the canonical `hf jobs -v` form."""
+    (volume,) = spec_of(f"--volume {flag}").volumes
+    assert volume.text == mount
+    assert volume.read_only is mount.endswith(":ro")
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("--volume hf://datasets/org/ds:/in:rw", "mounted read-only; drop ':rw'"),
+    ("--volume ./data:/data", "a local folder must be in a bucket first"),
+    ("--volume hf://org/model", "Missing mount path"),
+    ("--volume hf://org/model:/", "e.g. --volume hf://datasets/org/data:/data:ro"),
+    ("--volume hf://org/a:/in --volume hf://org/b:/in", "two --volume flags both mount at /in"),
+    ("--push hf://buckets/alice", "expected hf://buckets/NAMESPACE/NAME[/PREFIX]"),
+    ("--push hf://datasets/alice/x", "hf://buckets/user/name[/prefix]"),
+    ("--outputs ../up --push hf://buckets/alice/b", "name a folder below the working dir"),
+    ("--outputs out --push hf://buckets/alice/b --sync-every 5m", "drop --sync-every"),
+    ("--outputs out --push hf://buckets/alice/b --repo-type dataset", "has no repo type"),
+    (f"--outputs out --push hf://buckets/alice/b --volume hf://buckets/alice/c:{JOB_WORKDIR}/out",
+     "--outputs and a --volume both mount"),
+])
+def test_bad_bucket_and_volume_flags_say_what_to_write(line, says):
+    with pytest.raises(UsageError) as err:
+        spec_of(line)
+    assert says in str(err.value)
+
+
+def test_volume_defaults_come_from_the_config_and_a_sync_default_skips_buckets():
+    defaults = Defaults(volumes=("hf://datasets/org/ds:/in",), sync_every="10m")
+    spec = spec_of("--outputs out --push hf://buckets/alice/b --volume hf://buckets/alice/c:/c", defaults)
+    assert [v.mount_path for v in spec.job_volumes] == ["/in", "/c", f"{JOB_WORKDIR}/out"]
+    assert spec.sync_every_seconds is None
+
+
+def test_help_lists_the_volume_flag_and_bucket_targets():
+    from hfjobs_magic.cell.spec import _line_parser
+
+    text = _line_parser().parser.format_help()
+    assert "--volume" in text and "hf://buckets/" in text
+
+
+# -- export ----------------------------------------------------------------------------------------------
+
+
+def test_export_carries_volumes_into_the_hf_jobs_table(tmp_path):
+    line = ("%%hfjob --outputs out --push hf://buckets/alice/results/run-1 --volume hf://datasets/org/ds/train:/in "
+            "--volume hf://buckets/alice/cache:/cache:ro")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"{line}\nopen('out/a.txt', 'w').write('x')")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    from hfjobs_magic.commands import export_notebook
+
+    assert export_notebook(str(path), str(tmp_path / "out")) == 0
+    text = (tmp_path / "out" / "nb_cell0.py").read_text()
+    block = "\n".join(ln[2:] for ln in text.split("# /// script\n", 1)[1].split("# ///", 1)[0].splitlines())
+    table = load_toml(block)["tool"]["hf-jobs"]
+    assert table["volumes"] == ["hf://datasets/org/ds/train:/in:ro", "hf://buckets/alice/cache:/cache:ro",
+                                f"hf://buckets/alice/results/run-1:{JOB_WORKDIR}/out:rw"]
+    from huggingface_hub.cli._cli_utils import parse_volumes  # what `hf jobs uv run` does with them
+
+    assert [v.to_dict()["mountPath"] for v in parse_volumes(table["volumes"])] == ["/in", "/cache", "/hfjob/out"]
+
+
+def test_the_script_runs_the_cell_where_its_folder_is_the_mount():
+    spec = spec_of("--outputs out --push hf://buckets/alice/results")
+    text = build_script("open('out/a.txt', 'w').write('x')", spec, variables={}).text
+    assert f"mount='{JOB_WORKDIR}/out', workdir='{JOB_WORKDIR}'" in text
+    assert "import huggingface_hub" in text
+
+
+# -- whole jobs on the sandbox ----------------------------------------------------------------------------
+
+
+@needs_volumes
+def test_outputs_into_a_bucket_end_to_end_with_verified_status(sandbox, api, tmp_path, unique_name):
+    bucket = f"{sandbox.user}/{unique_name}"
+    cell = (f"%%hfjob {FLAGS} --outputs out --push hf://buckets/{bucket}/run-1 --card\nimport os\n"
+            "os.makedirs('out/logs', exist_ok=True)\nopen('out/logs/loss.csv', 'w').write('step,loss\\n1,0.5\\n')\n"
+            "open('out/model.bin', 'wb').write(b'w' * 5000)\nprint('cwd', os.getcwd())")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    files = bucket_files(api, bucket)
+    assert set(files) == {"run-1/logs/loss.csv", "run-1/model.bin", "run-1/README.md"}
+    assert files["run-1/model.bin"] == 5000
+    api.download_bucket_files(bucket, files=[("run-1/README.md", str(tmp_path / "card.md"))])
+    assert "the cell finished" in (tmp_path / "card.md").read_text()
+    assert api.bucket_info(bucket).private  # created by the magic, private
+    target = final_record(nb.cells[1])["push"][0]
+    assert target["repo_type"] == "bucket" and target["repo_id"] == f"hf://buckets/{bucket}/run-1"
+    assert target["verified"] and target["checked"]
+    sizes = {c["title"]: c["size"] for c in target["commits"]}
+    assert sizes["run-1/model.bin"] == 5000 and sizes["run-1/logs/loss.csv"] == 16
+    assert f"cwd {JOB_WORKDIR}" in text_of(nb.cells[1])
+    assert json.dumps(target)  # the record stays JSON
+
+
+@needs_volumes
+def test_a_job_killed_with_sigkill_still_leaves_its_files_in_the_bucket(sandbox, api, tmp_path, unique_name):
+    bucket = f"{sandbox.user}/{unique_name}"
+    cell = (f"%%hfjob {FLAGS} --outputs ckpt --push hf://buckets/{bucket}\nimport os\n"
+            "open('ckpt/step-100.bin', 'wb').write(b'c' * 12345)\nos.kill(os.getpid(), 9)")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "HfJobFailed"
+    assert bucket_files(api, bucket) == {"step-100.bin": 12345}  # no final push ran; nothing was lost
+    target = final_record(nb.cells[1])["push"][0]
+    assert target["verified"] and [c["size"] for c in target["commits"]] == [12345]
+
+
+@needs_volumes
+def test_a_dataset_volume_is_readable_and_read_only_in_the_job(sandbox, api, tmp_path, unique_name):
+    repo = f"{sandbox.user}/{unique_name}"
+    api.create_repo(repo, repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"a,b\n1,2\n", path_in_repo="train/rows.csv", repo_id=repo, repo_type="dataset")
+    cell = (f"%%hfjob {FLAGS} --allow-no-push --volume hf://datasets/{repo}/train:/in\n"
+            "print('rows:', open('/in/rows.csv').read().split())\n"
+            "try:\n    open('/in/new.txt', 'w')\nexcept OSError as err:\n    print('write refused:', err.strerror)")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    out = text_of(nb.cells[1])
+    assert "rows: ['a,b', '1,2']" in out and "write refused: Read-only file system" in out
