@@ -15,6 +15,8 @@ from IPython.core.error import UsageError
 
 from hfjobs_magic.cell.script import build_script
 from hfjobs_magic.cell.spec import JOB_WORKDIR, Defaults, build_spec, load_toml, parse_line
+from hfjobs_magic.checks import CHECK_IDS, CheckResult, context_for, run_checks
+from hfjobs_magic.remote.hub import HubClient
 from hfjobs_magic.sandbox.volumes import namespace_support
 from tests.nbrun import execute, final_record, sandbox_env, text_of
 
@@ -95,6 +97,35 @@ def test_help_lists_the_volume_flag_and_bucket_targets():
     assert "--volume" in text and "hf://buckets/" in text
 
 
+def test_the_scan_sees_what_a_cell_writes_to_buckets():
+    from hfjobs_magic.cell.scan import scan
+
+    found = scan("""
+from huggingface_hub import HfApi
+import pandas as pd
+api = HfApi()
+api.create_bucket("alice/a", private=True, exist_ok=True)
+api.batch_bucket_files("alice/a", add=[("model.bin", "model.bin")])
+api.batch_bucket_files("alice/a", delete=["old.bin"])
+api.sync_bucket("out", "hf://buckets/alice/b/run-1")
+api.sync_bucket("hf://buckets/alice/c", "local")
+api.copy_files("hf://datasets/alice/ds/x", "hf://buckets/alice/d/")
+pd.DataFrame().to_parquet("hf://buckets/alice/e/x.parquet")
+api.sync_bucket("out", dest)
+""")
+    buckets = [(p.call, p.repo_id, p.saves, p.creates) for p in found.pushes if p.kind == "bucket"]
+    assert buckets == [
+        ("api.create_bucket", "alice/a", False, True),
+        ("api.batch_bucket_files", "alice/a", True, False),
+        ("api.batch_bucket_files", "alice/a", False, False),  # deleting keeps nothing
+        ("api.sync_bucket", "alice/b", True, False),
+        ("api.copy_files", "alice/d", True, False),
+        ("pd.DataFrame().to_parquet", "alice/e", True, False),
+        ("api.sync_bucket", None, True, False),  # computed when the job runs
+    ]
+    assert not [p for p in found.pushes if p.kind == "hub"]  # hf://buckets/ is not a model repo named "buckets/..."
+
+
 # -- export ----------------------------------------------------------------------------------------------
 
 
@@ -123,6 +154,60 @@ def test_the_script_runs_the_cell_where_its_folder_is_the_mount():
     text = build_script("open('out/a.txt', 'w').write('x')", spec, variables={}).text
     assert f"mount='{JOB_WORKDIR}/out', workdir='{JOB_WORKDIR}'" in text
     assert "import huggingface_hub" in text
+
+
+# -- checks, against the sandbox ---------------------------------------------------------------------------
+
+
+def checks(sandbox, line: str, cell: str = "print('hi')", token: str | None = None) -> dict[str, CheckResult]:
+    spec = spec_of(line)
+    client = HubClient(sandbox.endpoint, token or sandbox.token)
+    results = run_checks(context_for(cell, spec, client=client, variables={}))
+    assert [r.id for r in results] == list(CHECK_IDS)
+    assert all(r.fix for r in results if r.status == "fail"), "every failure says what to do"
+    return {r.id: r for r in results}
+
+
+def test_a_new_private_bucket_target_passes(sandbox, unique_name):
+    found = checks(sandbox, f"--outputs out --push hf://buckets/{sandbox.user}/{unique_name}/run")
+    assert found["push_target"].status == "ok", found["push_target"]
+    assert "created (private) before the job starts" in found["push_target"].message
+    assert found["persistence"].status == "ok" and "kept even if the job is killed" in found["persistence"].message
+
+
+def test_a_public_bucket_as_push_target_is_a_warning(sandbox, api, unique_name):
+    bucket = f"{sandbox.user}/{unique_name}"
+    api.create_bucket(bucket, private=False)
+    found = checks(sandbox, f"--outputs out --push hf://buckets/{bucket}")
+    assert found["push_target"].status == "warn"
+    assert "is public" in found["push_target"].message and "update_bucket_settings" in found["push_target"].fix
+
+
+def test_a_bucket_in_a_namespace_you_cannot_write_fails(sandbox, unique_name):
+    found = checks(sandbox, f"--outputs out --push hf://buckets/{sandbox.other_user}/{unique_name}")
+    assert found["push_target"].status == "fail" and "cannot write to bucket" in found["push_target"].message
+    volume = checks(sandbox, f"--allow-no-push --volume hf://buckets/big-corp/{unique_name}:/scratch")
+    assert volume["push_target"].status == "fail"
+    assert "you can only read in the big-corp" in volume["push_target"].message
+
+
+def test_a_missing_read_only_repo_volume_fails_and_an_existing_one_passes(sandbox, api, unique_name):
+    missing = checks(sandbox, f"--allow-no-push --volume hf://datasets/{sandbox.user}/{unique_name}:/in")
+    assert missing["script"].status == "fail" and "does not exist" in missing["script"].message
+    api.create_repo(f"{sandbox.user}/{unique_name}", repo_type="dataset")
+    there = checks(sandbox, f"--allow-no-push --volume hf://datasets/{sandbox.user}/{unique_name}:/in")
+    assert there["script"].status == "ok" and "mounted read-only at /in" in there["script"].message
+
+
+def test_a_cell_that_syncs_to_a_bucket_is_persistence(sandbox, api, unique_name):
+    bucket = f"{sandbox.user}/{unique_name}"
+    api.create_bucket(bucket, private=True)
+    cell = ("from huggingface_hub import HfApi\nimport os\nos.makedirs('out', exist_ok=True)\n"
+            f"HfApi().sync_bucket('out', 'hf://buckets/{bucket}/run')")
+    found = checks(sandbox, "", cell)
+    assert found["persistence"].status == "ok" and f"writes to bucket {bucket}" in found["persistence"].message
+    assert found["push_target"].status == "ok" and f"bucket {bucket} exists (private)" in found["push_target"].message
+    assert found["secrets"].status == "ok"  # HF_TOKEN reaches the job, which writes to the Hub
 
 
 # -- whole jobs on the sandbox ----------------------------------------------------------------------------

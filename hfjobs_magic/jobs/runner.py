@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hfjobs_magic.cell.spec import bucket_parts
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.jobs.history import Entry, History
@@ -297,8 +298,9 @@ class Runner:
     def submit(self, request: JobRequest) -> JobRecord:
         with hub_errors(self.client, "the job was not submitted"):
             submission = build_submission(request, self.client)
-            if (outputs := request.spec.outputs_mount) is not None:
-                self.client.ensure_bucket(outputs.source)  # the --outputs folder is this bucket: it must exist
+            if request.spec.push_kind == "bucket" and request.spec.push:
+                # a volume must exist before the job is created; the cell may write the bucket without creating it
+                self.client.ensure_bucket(bucket_parts(request.spec.push)[0])
         with hub_errors(self.client, "the job could not be submitted",
                         unsure="If the Hub got it anyway, %hfjob_ps lists it: check before running the cell again."):
             info = self.client.submit(submission)
