@@ -156,6 +156,23 @@ def test_the_script_runs_the_cell_where_its_folder_is_the_mount():
     assert "import huggingface_hub" in text
 
 
+def test_views_count_bucket_files_and_sizes_and_read_the_wrappers_line():
+    from hfjobs_magic.jobs.record import PushTarget
+    from hfjobs_magic.jobs.watch import note_push_lines
+    from hfjobs_magic.views.bundle import push_states
+
+    target = PushTarget("hf://buckets/alice/res/run-1", "bucket")
+    assert target.bucket == ("alice/res", "run-1") and target.where == "hf://buckets/alice/res/run-1"
+    note_push_lines([target], ["[hfjob] pushed 2 files (5.0 kB) to hf://buckets/alice/res/run-1"])
+    assert target.reported == [{"files": 2, "size": "5.0 kB", "ref": None}]
+    target.commits = [{"oid": "a" * 64, "title": "run-1/a.bin", "date": "2026-11-29T15:00:00Z", "size": 4000},
+                      {"oid": "b" * 64, "title": "run-1/b.txt", "date": "2026-11-29T15:00:01Z", "size": 1000}]
+    target.verified = target.checked = True
+    record = {"stage": "COMPLETED", "push": [target.as_json()]}
+    assert push_states(record) == [("ok", "hf://buckets/alice/res/run-1: 2 file(s) (5.0 kB), verified; "
+                                          "the job reported 1 push(es)")]
+
+
 # -- checks, against the sandbox ---------------------------------------------------------------------------
 
 
@@ -260,3 +277,48 @@ def test_a_dataset_volume_is_readable_and_read_only_in_the_job(sandbox, api, tmp
     assert err is None, err
     out = text_of(nb.cells[1])
     assert "rows: ['a,b', '1,2']" in out and "write refused: Read-only file system" in out
+
+
+@needs_volumes
+def test_a_cell_syncing_to_the_push_bucket_is_verified(sandbox, api, tmp_path, unique_name):
+    """Without --outputs: the magic creates the bucket, the cell writes it through Xet, the bucket confirms it."""
+    bucket = f"{sandbox.user}/{unique_name}"
+    cell = (f"%%hfjob {FLAGS} --push hf://buckets/{bucket}/run\nimport os\nfrom huggingface_hub import HfApi\n"
+            "os.makedirs('res', exist_ok=True)\nopen('res/metrics.json', 'w').write('{\"acc\": 0.9}')\n"
+            f"HfApi().sync_bucket('res', 'hf://buckets/{bucket}/run')")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert bucket_files(api, bucket) == {"run/metrics.json": 12}
+    target = final_record(nb.cells[1])["push"][0]
+    assert target["verified"] and [c["title"] for c in target["commits"]] == ["run/metrics.json"]
+
+
+@needs_volumes
+def test_hf_jobs_uv_run_of_an_exported_cell_mounts_its_volumes(sandbox, api, tmp_path, unique_name):
+    """The exported [tool.hf-jobs] table is what `hf jobs uv run` mounts: the dataset read-only, the bucket as out/."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hfjobs_magic.commands import export_notebook
+
+    bucket, repo = f"{sandbox.user}/{unique_name}", f"{sandbox.user}/{unique_name}-data"
+    api.create_bucket(bucket, private=True)  # `hf jobs` mounts what exists; the magic would create it
+    api.create_repo(repo, repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"42\n", path_in_repo="answer.txt", repo_id=repo, repo_type="dataset")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        f"%%hfjob --no-pin --outputs out --push hf://buckets/{bucket}/exp --volume hf://datasets/{repo}:/in\n"
+        "answer = open('/in/answer.txt').read().strip()\nopen('out/answer.txt', 'w').write(answer)\n"
+        "print('copied', answer)")]
+    nbformat.write(nb, str(tmp_path / "nb.ipynb"))
+    assert export_notebook(str(tmp_path / "nb.ipynb"), str(tmp_path)) == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=sandbox.endpoint, HF_TOKEN=sandbox.token, HF_HOME=str(tmp_path / "hf-home"))
+    hf = Path(sys.executable).parent / "hf"
+    done = subprocess.run([str(hf), "jobs", "uv", "run", "--secrets", "HF_TOKEN", str(tmp_path / "nb_cell0.py")],
+                          env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "copied 42" in done.stdout
+    assert bucket_files(api, bucket, "exp") == {"exp/answer.txt": 2}

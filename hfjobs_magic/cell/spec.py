@@ -60,6 +60,9 @@ _DECLARATIONS: list[Any] = [
     argument("--env", action="append", metavar="K=V",
              help="an environment variable for the job (not secret); repeatable"),
     argument("--no-token", action="store_true", default=None, help="do not pass your HF_TOKEN to the job"),
+    argument("--volume", dest="volumes", action="append", metavar="HF_URI:/MOUNT",
+             help="mount hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw] in the job, as `hf jobs run -v` does: a bucket "
+                  "(read-write unless :ro) or a model/dataset/space repo (read-only); repeatable"),
     argument_group("script"),
     argument("--with", dest="with_deps", action="append", metavar="DEP",
              help="an extra dependency (pip requirement), wins over the inferred one; repeatable"),
@@ -67,9 +70,6 @@ _DECLARATIONS: list[Any] = [
              help="notebook variables to send to the job, e.g. --vars lr,epochs (plain literal values only)"),
     argument("--no-pin", action="store_true", default=None,
              help="do not pin inferred dependencies to this kernel's versions"),
-    argument("--volume", dest="volumes", action="append", metavar="hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw]",
-             help="mount a bucket (read-write unless :ro) or a model/dataset/space repo (read-only) in the job, "
-                  "as `hf jobs run -v` does; repeatable"),
     argument_group("results"),
     argument("--push", metavar="TARGET",
              help="where results go: a Hub repo id (user/name), an HF bucket hf://buckets/user/name[/prefix] "
