@@ -322,3 +322,25 @@ def test_hf_jobs_uv_run_of_an_exported_cell_mounts_its_volumes(sandbox, api, tmp
     assert done.returncode == 0, done.stdout + done.stderr
     assert "copied 42" in done.stdout
     assert bucket_files(api, bucket, "exp") == {"exp/answer.txt": 2}
+
+
+def test_an_exported_cell_run_without_the_mount_uploads_its_folder_to_the_bucket(sandbox, api, tmp_path,
+                                                                                unique_name):
+    """Run where no bucket is mounted (plain python here), the wrapper uploads the folder, and the card, at the end."""
+    import os
+    import subprocess
+    import sys
+
+    bucket = f"{sandbox.user}/{unique_name}"
+    spec = spec_of(f"--outputs out --push hf://buckets/{bucket}/exp --card")
+    script = build_script("import os\nos.makedirs('out/sub', exist_ok=True)\n"
+                          "open('out/sub/result.txt', 'w').write('done')", spec, variables={}).text
+    (tmp_path / "job.py").write_text(script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=sandbox.endpoint, HF_TOKEN=sandbox.token, HF_HOME=str(tmp_path / "hf-home"))
+    done = subprocess.run([sys.executable, "job.py"], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"is pushed to hf://buckets/{bucket}/exp when the cell ends" in done.stdout
+    assert set(bucket_files(api, bucket)) == {"exp/sub/result.txt", "exp/README.md"}
+    assert api.bucket_info(bucket).private

@@ -229,10 +229,7 @@ def _orphan_push_flag(f: Facts) -> Verdict | None:
 
 def check_persistence(f: Facts) -> CheckResult:
     """Something in the job saves its results outside the container, which is deleted when it ends."""
-    ways = [f"--outputs {f.spec.outputs} is pushed to {f.spec.push}"] if f.spec.outputs and f.spec.push else []
-    if f.spec.outputs_mount is not None:
-        ways = [f"--outputs {f.spec.outputs} is the bucket {f.spec.push}, mounted in the job (kept even if the job "
-                "is killed)"]
+    ways = _outputs_way(f)
     ways += [f"--volume {v.text} keeps what the job writes under {v.mount_path}" for v in f.spec.volumes
              if v.type == "bucket" and not v.read_only]
     ways += [_saving(p, f) for p in f.scan.saves]
@@ -248,6 +245,13 @@ def check_persistence(f: Facts) -> CheckResult:
     if f.spec.push:
         message += f" (--push {f.spec.push} names a target, but nothing writes to it)"
     return CheckResult("persistence", FAIL, message, _persistence_fix(f))
+
+
+def _outputs_way(f: Facts) -> list[str]:
+    if f.spec.outputs_mount is not None:
+        return [f"--outputs {f.spec.outputs} is the bucket {f.spec.push}, mounted in the job (kept even if the job "
+                "is killed)"]
+    return [f"--outputs {f.spec.outputs} is pushed to {f.spec.push}"] if f.spec.outputs and f.spec.push else []
 
 
 def _saving(push: Push, f: Facts) -> str:
