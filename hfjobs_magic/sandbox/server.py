@@ -15,11 +15,14 @@ import uvicorn
 
 from hfjobs_magic.sandbox.accounts import DEFAULT_ORGS, DEFAULT_READ_ORGS, DEFAULT_USER, OTHER_USER, Accounts
 from hfjobs_magic.sandbox.app import build_app
+from hfjobs_magic.sandbox.buckets import BucketStore
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.state import SandboxState
 from hfjobs_magic.sandbox.tokens import exposure_problem, stored_tokens
+from hfjobs_magic.sandbox.volumes import Volumes
+from hfjobs_magic.sandbox.xet import XetStore
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -56,12 +59,17 @@ class Sandbox:
         kept = stored_tokens(self.data_dir)
         accounts = Accounts(token=token or kept["token"], read_token=read_token or kept["read_token"],
                             other_token=kept["other_token"], user=user, orgs=list(orgs), read_orgs=list(read_orgs))
+        repos, buckets = RepoStore(self.data_dir / "repos"), BucketStore(self.data_dir / "buckets")
         self.state = SandboxState(
             data_dir=self.data_dir,
             accounts=accounts,
-            repos=RepoStore(self.data_dir / "repos"),
+            repos=repos,
             jobs=JobManager(self.data_dir / "jobs"),
+            buckets=buckets,
+            volumes=Volumes(self.data_dir / "volumes", buckets, repos),
+            xet=XetStore(self.data_dir / "xet"),
         )
+        self.state.jobs.volumes = self.state.volumes
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))
         self._log_level = log_level
