@@ -63,6 +63,7 @@ class Sandbox:
             repos=RepoStore(self.data_dir / "repos"),
             jobs=JobManager(self.data_dir / "jobs"),
         )
+        self.state.jobs.held = lambda: self.state.faults.plan.hold_scheduling
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))
         self._log_level = log_level

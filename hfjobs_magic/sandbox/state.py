@@ -8,6 +8,7 @@ from pathlib import Path
 from hfjobs_magic.sandbox.accounts import Accounts
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
+from hfjobs_magic.sandbox.metrics import MetricStreams
 from hfjobs_magic.sandbox.repos import RepoStore
 
 MiB = 1024 * 1024
@@ -27,4 +28,5 @@ class SandboxState:
     jobs: JobManager
     faults: Faults = field(default_factory=Faults)
     limits: Limits = field(default_factory=Limits)
+    metric_streams: MetricStreams = field(default_factory=MetricStreams)
     endpoint: str = ""  # set once the server is bound; jobs get it as HF_ENDPOINT
