@@ -25,6 +25,7 @@ from hfjobs_magic.sandbox.app import build_app
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.schedules import ScheduleStore
 from hfjobs_magic.sandbox.state import SandboxState
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
@@ -36,7 +37,8 @@ class Sandbox:
 
     Use as a context manager: `with Sandbox() as sb: HfApi(endpoint=sb.endpoint, token=sb.token)`.
     Without `data_dir`, repos live in a temporary folder removed on exit; with
-    one, they survive a restart.
+    one, they survive a restart. `schedule_time_scale` > 1 runs the scheduler's
+    clock that much faster (tests only: at 60, `* * * * *` fires every second).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Sandbox:
         orgs: Sequence[str] = DEFAULT_ORGS,
         read_orgs: Sequence[str] = DEFAULT_READ_ORGS,
         log_level: str = "warning",
+        schedule_time_scale: float = 1.0,
     ) -> None:
         self.host, self.port = host, port
         self._own_data_dir = data_dir is None
@@ -61,7 +64,8 @@ class Sandbox:
             data_dir=self.data_dir,
             accounts=accounts,
             repos=RepoStore(self.data_dir / "repos"),
-            jobs=JobManager(self.data_dir / "jobs"),
+            jobs=(jobs := JobManager(self.data_dir / "jobs")),
+            schedules=ScheduleStore(self.data_dir / "scheduled-jobs", jobs, schedule_time_scale),
         )
         self.state.jobs.held = lambda: self.state.faults.plan.hold_scheduling
         if spec := os.environ.get(FAULTS_ENV):
@@ -95,6 +99,10 @@ class Sandbox:
     def jobs(self) -> JobManager:
         return self.state.jobs
 
+    @property
+    def schedules(self) -> ScheduleStore:
+        return self.state.schedules
+
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> Sandbox:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -125,10 +133,12 @@ class Sandbox:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the sandbox could not start on {self.host}:{self.port}")
             time.sleep(0.005)
+        self.state.schedules.start()
         return self
 
     def stop(self) -> None:
-        """Kill running jobs, stop serving, and remove a temporary data dir."""
+        """Stop firing runs, kill running jobs, stop serving, and remove a temporary data dir."""
+        self.state.schedules.stop()
         self.state.jobs.shutdown()
         if self._server is not None:
             self._server.should_exit = True

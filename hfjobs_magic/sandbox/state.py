@@ -10,6 +10,7 @@ from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.metrics import MetricStreams
 from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.schedules import ScheduleStore
 
 MiB = 1024 * 1024
 
@@ -26,6 +27,7 @@ class SandboxState:
     accounts: Accounts
     repos: RepoStore
     jobs: JobManager
+    schedules: ScheduleStore
     faults: Faults = field(default_factory=Faults)
     limits: Limits = field(default_factory=Limits)
     metric_streams: MetricStreams = field(default_factory=MetricStreams)
