@@ -143,3 +143,10 @@ def test_hf_jobs_stats_prints_a_row_with_the_gpu(api, sandbox, jobs, tmp_path):
     assert "CPU %" in table and "GPU UTIL %" in table
     row = next(line for line in table.splitlines() if line.startswith(job.id[:12]))
     assert "55%" in row and "24.0GB" in row
+
+
+def test_hf_jobs_stats_follow_ends_when_the_job_ends(api, sandbox, tmp_path):
+    job = run(api, "import time; time.sleep(3)")
+    followed = hf_jobs(sandbox, tmp_path, "stats", "-f", f"{NS}/{job.id}")
+    assert "Stream ended" in followed.stdout + followed.stderr and job.id[:12] in followed.stdout
+    assert api.inspect_job(job_id=job.id, namespace=NS).status.stage == "COMPLETED"
