@@ -160,6 +160,29 @@ def test_an_every_minute_schedule_fires_runs_through_the_scheduler(tmp_path):
         assert runs_of(api, paused.id) == []  # suspended: never fired while the other fired twice
 
 
+def test_a_run_still_going_makes_the_scheduler_skip_unless_concurrency_is_on():
+    with Sandbox(schedule_time_scale=60) as sb:
+        api = HfApi(endpoint=sb.endpoint, token=sb.token)
+        slow = ["python", "-c", "import time; time.sleep(120)"]
+        single = api.create_scheduled_job(image=IMAGE, command=slow, schedule="* * * * *", namespace=NS)
+        multi = api.create_scheduled_job(image=IMAGE, command=slow, schedule="* * * * *", concurrency=True,
+                                         namespace=NS)
+        try:
+            poll(lambda: runs_of(api, single.id), "the first run")
+            first_next = api.inspect_scheduled_job(scheduled_job_id=single.id, namespace=NS).status.next_job_run_at
+
+            def three_more_minutes() -> bool:
+                info = api.inspect_scheduled_job(scheduled_job_id=single.id, namespace=NS)
+                return (info.status.next_job_run_at - first_next).total_seconds() >= 180
+
+            poll(three_more_minutes, "three more fire times passed")
+            assert len(runs_of(api, single.id)) == 1  # its run still goes: those fire times were skipped
+            poll(lambda: len(runs_of(api, multi.id)) >= 3, "overlapping runs of the concurrent one")
+        finally:
+            for job in api.list_jobs(namespace=NS):
+                api.cancel_job(job_id=job.id, namespace=NS)
+
+
 def test_scheduled_jobs_survive_a_restart_and_the_scheduler_stops_with_the_sandbox(tmp_path):
     def schedulers() -> int:
         return sum(thread.name == "hfjob-scheduler" for thread in threading.enumerate())
