@@ -48,6 +48,15 @@ def runs_of(api: HfApi, scheduled_id: str) -> list:
     return [job for job in api.list_jobs(namespace=NS) if job.labels.get(SCHEDULED_LABEL) == scheduled_id]
 
 
+@pytest.fixture(autouse=True)
+def _no_schedules_left(api):
+    """The session sandbox fires schedules too: none may outlive its test and start runs in others."""
+    yield
+    for namespace in (NS, "alice-lab"):
+        for item in api.list_scheduled_jobs(namespace=namespace):
+            api.delete_scheduled_job(scheduled_job_id=item.id, namespace=namespace)
+
+
 def test_create_inspect_and_list_with_labels(api, unique_name):
     made = schedule(api, labels={"team": unique_name}, env={"A": "1"}, secrets={"TOKEN": "s3cret"}, timeout="5m")
     assert made.schedule == "@hourly" and made.suspend is False and made.concurrency is False
@@ -135,6 +144,7 @@ def test_access_rules_are_those_of_jobs(sandbox, api, read_api):
     assert org.owner.type == "org" and org.owner.name == "alice-lab"
 
 
+@pytest.mark.filterwarnings("ignore:.*is experimental:UserWarning")
 def test_scheduled_uv_job(api):
     made = api.create_scheduled_uv_job("python", script_args=["-c", "print('uv ran')"], schedule="@daily",
                                        suspend=True, namespace=NS)
