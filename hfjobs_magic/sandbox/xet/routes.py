@@ -54,9 +54,9 @@ def _hash_param(request: Request, name: str) -> str:
     return value
 
 
-def _prefix(request: Request, expected: str) -> None:
-    if request.path_params["prefix"] != expected:
-        raise HTTPException(400, f"Unknown prefix {request.path_params['prefix']!r}, expected {expected!r}")
+def _prefix(request: Request, *expected: str) -> None:
+    if request.path_params["prefix"] not in expected:
+        raise HTTPException(400, f"Unknown prefix {request.path_params['prefix']!r}, expected {expected[0]!r}")
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -105,7 +105,7 @@ async def upload_shard(request: Request) -> JSONResponse:
 
 async def dedupe_chunk(request: Request) -> Response:
     _grant(request, write=False)
-    _prefix(request, "default-merkledb")
+    _prefix(request, "default-merkledb", "default")  # the spec names the first, hf_xet 1.8 sends the second
     answer = await run_in_threadpool(xet(request).dedupe_answer, _hash_param(request, "hash"))
     if answer is None:
         raise HTTPException(404, "Chunk not tracked by global deduplication")
