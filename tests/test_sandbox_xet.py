@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -315,13 +316,15 @@ def test_malformed_xorbs_are_refused_and_not_stored(sandbox: Sandbox, cas: tuple
     assert xorb_files(sandbox.data_dir / "xet") == before
 
 
-def shard_body(xorb_hash: str, length: int, chunk_hashes: list[bytes]) -> bytes:
-    """A one-file, one-term shard, as a client serializes it (no footer)."""
-    file_hash = os.urandom(32)
-    head = file_hash + struct.pack("<II", shard.WITH_VERIFICATION, 1) + bytes(8)
+def shard_body(xorb_hash: str, length: int, chunk_hashes: list[bytes], sha256: str | None = None) -> bytes:
+    """A one-file, one-term shard, as a client serializes it (no footer), claiming `sha256` if given."""
+    nodes = [(h, length // len(chunk_hashes)) for h in chunk_hashes]
+    flags = shard.WITH_VERIFICATION | (shard.WITH_METADATA if sha256 else 0)
+    head = hashing.file_hash(nodes) + struct.pack("<II", flags, 1) + bytes(8)
     term = hashing.from_hex(xorb_hash) + struct.pack("<IIII", 0, length, 0, len(chunk_hashes))
     check = hashing.range_hash(chunk_hashes) + bytes(16)
-    return shard.TAG + struct.pack("<QQ", 2, 0) + head + term + check + shard.BOOKEND + shard.BOOKEND
+    meta = hashing.from_hex(sha256) + bytes(16) if sha256 else b""
+    return shard.TAG + struct.pack("<QQ", 2, 0) + head + term + check + meta + shard.BOOKEND + shard.BOOKEND
 
 
 def test_a_shard_naming_a_missing_xorb_is_refused(sandbox: Sandbox, cas: tuple[str, dict[str, str]]) -> None:
@@ -379,3 +382,37 @@ def fetch_term(answer: dict, term: dict, version: str) -> bytes:
     chunks = xorb.read_chunks(blob.content, term["range"]["end"] - term["range"]["start"])
     assert sum(map(len, chunks)) == term["unpacked_length"]
     return b"".join(chunks)
+
+
+def test_a_commit_gets_no_bytes_a_shard_lied_about(
+    sandbox: Sandbox, cas: tuple[str, dict[str, str]], unique_name: str
+) -> None:
+    """A shard may claim any sha256 for its file: the commit checks the bytes before the repo takes them."""
+    url, auth = cas
+    chunk, claimed = os.urandom(5000), hashlib.sha256(b"someone else's file").hexdigest()
+    xorb_hash, body = make_xorb(chunk)
+    assert httpx.post(f"{url}/v1/xorbs/default/{xorb_hash}", content=body, headers=auth).status_code == 200
+    lie = shard_body(xorb_hash, 5000, [hashing.chunk_hash(chunk)], sha256=claimed)
+    assert httpx.post(f"{url}/v1/shards", content=lie, headers=auth).status_code == 200
+    lines = [
+        {"key": "header", "value": {"summary": "claims"}},
+        {"key": "lfsFile", "value": {"path": "f.bin", "algo": "sha256", "oid": claimed, "size": 5000}},
+    ]
+    commit = httpx.post(
+        f"{sandbox.endpoint}/api/models/alice/{unique_name}/commit/main",
+        content=b"".join(json.dumps(line).encode() + b"\n" for line in lines),
+        headers={"Authorization": f"Bearer {sandbox.token}", "Content-Type": "application/x-ndjson"},
+    )
+    assert commit.status_code == 422 and claimed in commit.text
+    true_sha = hashlib.sha256(chunk).hexdigest()
+    honest = shard_body(xorb_hash, 5000, [hashing.chunk_hash(chunk)], sha256=true_sha)
+    assert httpx.post(f"{url}/v1/shards", content=honest, headers=auth).status_code == 200
+    lines[1]["value"]["oid"] = true_sha
+    commit = httpx.post(
+        f"{sandbox.endpoint}/api/models/alice/{unique_name}/commit/main",
+        content=b"".join(json.dumps(line).encode() + b"\n" for line in lines),
+        headers={"Authorization": f"Bearer {sandbox.token}", "Content-Type": "application/x-ndjson"},
+    )
+    assert commit.status_code == 200
+    download = httpx.get(f"{sandbox.endpoint}/alice/{unique_name}/resolve/main/f.bin")
+    assert download.content == chunk and download.headers["X-Xet-Hash"]
