@@ -1,14 +1,16 @@
-"""How fast is the sandbox? Start-up, uploads, job overhead and log delivery, from one run.
+"""How fast is the sandbox? Start-up, uploads, Xet next to LFS, job overhead and log delivery, from one run.
 
     .venv/bin/python benchmarks/sandbox.py
 
 Prints figures and ratios; asserts nothing (tests never assert on wall time).
 Targets: start-up < 1 s, job overhead < 0.3 s over the bare process, log
-delivery >= 100,000 lines/s.
+delivery >= 100,000 lines/s, a 200 MB file through Xet no more than 20% slower
+than through LFS (each way).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +33,19 @@ N_JOBS = 20
 N_FILES = 200
 N_LINES = 200_000
 PRINT_LINES = f"for i in range({N_LINES}): print('log line', i)"
+BIG_MB = 200
+TRANSFER = """
+import json, sys, time
+from huggingface_hub import HfApi, hf_hub_download
+repo, path, out = sys.argv[1:4]
+api = HfApi()
+api.create_repo(repo, exist_ok=True)
+started = time.perf_counter()
+api.upload_file(path_or_fileobj=path, path_in_repo="big.bin", repo_id=repo)
+uploaded = time.perf_counter()
+hf_hub_download(repo, "big.bin", local_dir=out)
+print(json.dumps({"up": uploaded - started, "down": time.perf_counter() - uploaded}))
+"""
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -66,6 +81,34 @@ def bench_upload(api: HfApi) -> None:
             report(f"upload_folder, {N_FILES} small files", "skipped", f"upload routes missing: {err}")
             return
     report(f"upload_folder, {N_FILES} small files", f"{seconds:.2f} s", f"{N_FILES / seconds:.0f} files/s")
+
+
+def transfer(sandbox: Sandbox, folder: Path, name: str, xet: bool) -> dict[str, float]:
+    """Upload then download a fresh random file in a client process of its own (its own HF_HOME)."""
+    source = Path(folder, f"{name}.bin")
+    with open(source, "wb") as handle:
+        for _ in range(BIG_MB):
+            handle.write(os.urandom(1024 * 1024))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env |= {"HF_ENDPOINT": sandbox.endpoint, "HF_TOKEN": sandbox.token, "HF_HOME": str(Path(folder, f"{name}-home")),
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    if not xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
+    args = [sys.executable, "-c", TRANSFER, f"{NS}/bench-{name}", str(source), str(Path(folder, f"{name}-out"))]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    source.unlink()
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_xet_vs_lfs(sandbox: Sandbox) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        lfs = transfer(sandbox, Path(folder), "lfs", xet=False)
+        xet = transfer(sandbox, Path(folder), "xet", xet=True)
+    for way, label in (("up", "upload"), ("down", "download")):
+        report(f"{BIG_MB} MB {label} through LFS (HF_HUB_DISABLE_XET=1)", f"{lfs[way]:.2f} s",
+               f"{BIG_MB / lfs[way]:.0f} MB/s")
+        report(f"{BIG_MB} MB {label} through Xet (the default)", f"{xet[way]:.2f} s",
+               f"{BIG_MB / xet[way]:.0f} MB/s, x{xet[way] / lfs[way]:.2f} the LFS time (target <= 1.20)")
 
 
 def run_pass_job(api: HfApi) -> str:
@@ -119,6 +162,7 @@ def main() -> None:
     try:
         api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
         bench_upload(api)
+        bench_xet_vs_lfs(sandbox)
         bench_job_overhead(api)
         bench_logs(api)
     finally:

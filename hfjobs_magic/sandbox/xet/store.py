@@ -36,7 +36,7 @@ class Piece:
     last_byte: int
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def _write_atomic(target: Path, data: bytes | memoryview) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as handle:
@@ -65,13 +65,18 @@ class XetStore:
 
     def write_file(self, file_hash: str, dest: Path) -> None:
         """Reconstruct a file's bytes into `dest`; KeyError when the store does not know it."""
-        record = self.file_record(file_hash)
-        if record is None:
+        self._reconstruct(file_hash, dest, None)
+
+    def _reconstruct(self, file_hash: str, dest: Path, digest: hashlib._Hash | None) -> None:
+        """Write a file's bytes into `dest`, feeding them to `digest` on the way (one pass)."""
+        if self.file_record(file_hash) is None:
             raise KeyError(file_hash)
         with open(dest, "wb") as out:
             for piece in self.pieces(file_hash):
                 for data in self.term_chunks(piece):
                     out.write(data)
+                    if digest is not None:
+                        digest.update(data)
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
         """Chunk, hash and store a local file (known chunks are not stored again); (file hash, size)."""
@@ -116,10 +121,10 @@ class XetStore:
             raise BadXorb(f"xorb hash is {index.hash}, not {xorb_hash}")
         if self.has_xorb(xorb_hash):
             return False
-        self._keep_xorb(xorb_hash, body[:end], index)
+        self._keep_xorb(xorb_hash, memoryview(body)[:end], index)
         return True
 
-    def _keep_xorb(self, xorb_hash: str, chunks: bytes, index: XorbIndex) -> None:
+    def _keep_xorb(self, xorb_hash: str, chunks: bytes | memoryview, index: XorbIndex) -> None:
         meta = {"hashes": [h.hex() for h in index.hashes], "lengths": index.lengths, "offsets": index.offsets}
         _write_atomic(self._path("xorbs", xorb_hash + ".json"), json.dumps(meta).encode())
         _write_atomic(self.xorb_path(xorb_hash), chunks)  # last: its presence means "stored"
@@ -171,8 +176,9 @@ class XetStore:
         candidate = known or (claim.read_text() if claim is not None and claim.is_file() else None)
         if candidate is None or self.file_record(candidate) is None:
             return False
-        self.write_file(candidate, dest)
-        if _sha256_of(dest) != sha256:
+        digest = hashlib.sha256()
+        self._reconstruct(candidate, dest, digest)
+        if digest.hexdigest() != sha256:
             dest.unlink(missing_ok=True)
             return False
         _write_atomic(self._path("sha256", sha256), candidate.encode())
@@ -245,14 +251,6 @@ class XetStore:
         index = self.xorb_index(found[0])
         assert index is not None
         return shard.dedupe_shard(from_hex(found[0]), index, self.xorb_path(found[0]).stat().st_size)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Ingest:
