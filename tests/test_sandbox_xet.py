@@ -416,3 +416,31 @@ def test_a_commit_gets_no_bytes_a_shard_lied_about(
     assert commit.status_code == 200
     download = httpx.get(f"{sandbox.endpoint}/alice/{unique_name}/resolve/main/f.bin")
     assert download.content == chunk and download.headers["X-Xet-Hash"]
+
+
+def test_batch_reconstruction(sandbox: Sandbox, cas: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    url, auth = cas
+    contents = [os.urandom(300_000), os.urandom(90_000)]
+    hashes = []
+    for i, data in enumerate(contents):
+        (tmp_path / f"{i}.bin").write_bytes(data)
+        hashes.append(sandbox.state.xet.ingest_file(tmp_path / f"{i}.bin")[0])
+    query = httpx.get(f"{url}/v1/reconstructions", params=[("file_id", h) for h in hashes], headers=auth).json()
+    keys = [{"prefix": "default", "hash": h} for h in hashes]
+    posted = httpx.post(f"{url}/v1/reconstructions", json=keys, headers=auth).json()
+    for answer in (query, posted):
+        for file_hash, data in zip(hashes, contents, strict=True):
+            terms = answer["files"][file_hash]
+            assert b"".join(fetch_term(answer, term, "v1") for term in terms) == data
+    missing = httpx.get(f"{url}/v1/reconstructions", params={"file_id": "0" * 64}, headers=auth)
+    assert missing.status_code == 404
+
+
+def test_cas_url_is_where_the_caller_reached_the_sandbox(sandbox: Sandbox, unique_name: str) -> None:
+    """So a client on another machine (`hfjob sandbox --host ...`) gets a CAS URL it can reach."""
+    HfApi(endpoint=sandbox.endpoint, token=sandbox.token).create_repo(f"alice/{unique_name}")
+    answer = httpx.get(
+        f"{sandbox.endpoint}/api/models/alice/{unique_name}/xet-read-token/main",
+        headers={"Authorization": f"Bearer {sandbox.token}", "Host": "sandbox.example:8080"},
+    )
+    assert answer.json()["casUrl"] == "http://sandbox.example:8080/cas"

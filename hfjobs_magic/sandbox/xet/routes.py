@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -153,18 +154,47 @@ def _term_json(piece: Piece) -> dict:
     return {"hash": term.xorb, "unpacked_length": term.length, "range": {"start": term.start, "end": term.end}}
 
 
-async def reconstruction_v1(request: Request) -> JSONResponse:
-    offset, pieces = await run_in_threadpool(_reconstruction, request)
-    fetch: dict[str, list[dict]] = {}
+def _fetch_info(request: Request, pieces: list[Piece], fetch: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The v1 `fetch_info`: for each xorb, a signed URL and byte range per chunk range the terms use."""
     for piece in pieces:
         entry = {
             "range": {"start": piece.term.start, "end": piece.term.end},
             "url": _xorb_url(request, piece.term.xorb),
             "url_range": {"start": piece.first_byte, "end": piece.last_byte},
         }
-        fetch.setdefault(piece.term.xorb, []).append(entry)
+        known = fetch.setdefault(piece.term.xorb, [])
+        if all(e["range"] != entry["range"] for e in known):
+            known.append(entry)
+    return fetch
+
+
+async def reconstruction_v1(request: Request) -> JSONResponse:
+    offset, pieces = await run_in_threadpool(_reconstruction, request)
     terms = [_term_json(p) for p in pieces]
-    return JSONResponse({"offset_into_first_range": offset, "terms": terms, "fetch_info": fetch})
+    return JSONResponse(
+        {"offset_into_first_range": offset, "terms": terms, "fetch_info": _fetch_info(request, pieces, {})}
+    )
+
+
+async def batch_reconstruction(request: Request) -> JSONResponse:
+    """Several whole files at once: `?file_id=...&file_id=...` (hf_xet) or a JSON list of keys (the spec)."""
+    _grant(request, write=False)
+    if request.method == "POST":
+        try:
+            keys = json.loads(await _body(request, 1024 * 1024))
+            file_ids = [str(key["hash"]) for key in keys]
+        except (ValueError, TypeError, KeyError) as err:
+            raise HTTPException(400, f"Expected a JSON list of {{prefix, hash}}: {err}") from err
+    else:
+        file_ids = request.query_params.getlist("file_id")
+    files, fetch = {}, {}
+    for file_id in dict.fromkeys(file_ids):
+        if xet(request).file_size(file_id) is None:
+            raise HTTPException(404, f"File not found: {file_id[:80]}")
+        pieces = await run_in_threadpool(lambda f=file_id: list(xet(request).pieces(f)))
+        files[file_id] = [_term_json(p) for p in pieces]
+        _fetch_info(request, pieces, fetch)
+    return JSONResponse({"files": files, "fetch_info": fetch})
 
 
 async def reconstruction_v2(request: Request) -> JSONResponse:
@@ -204,6 +234,7 @@ ROUTES: list[Route] = [
     Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", head_xorb, methods=["HEAD"]),
     Route(CAS_PREFIX + "/v1/shards", upload_shard, methods=["POST"]),
     Route(CAS_PREFIX + "/v1/chunks/{prefix}/{hash}", dedupe_chunk, methods=["GET"]),
+    Route(CAS_PREFIX + "/v1/reconstructions", batch_reconstruction, methods=["GET", "POST"]),
     Route(CAS_PREFIX + "/v1/reconstructions/{file_id}", reconstruction_v1, methods=["GET"]),
     Route(CAS_PREFIX + "/v2/reconstructions/{file_id}", reconstruction_v2, methods=["GET"]),
     Route(CAS_PREFIX + "/v1/files/{file_id}", head_file, methods=["HEAD"]),
