@@ -100,14 +100,19 @@ def transfer(sandbox: Sandbox, folder: Path, name: str, xet: bool) -> dict[str, 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_xet_vs_lfs(sandbox: Sandbox) -> None:
+def bench_xet_vs_lfs(sandbox: Sandbox, rounds: int = 3) -> None:
+    """Best of `rounds` alternating LFS and Xet transfers, so both see the same load on shared cores."""
+    best: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        lfs = transfer(sandbox, Path(folder), "lfs", xet=False)
-        xet = transfer(sandbox, Path(folder), "xet", xet=True)
+        for i in range(rounds):
+            for kind in ("lfs", "xet"):
+                times = transfer(sandbox, Path(folder), f"{kind}{i}", xet=kind == "xet")
+                best[kind] = {way: min(t, best.get(kind, times)[way]) for way, t in times.items()}
+    lfs, xet = best["lfs"], best["xet"]
     for way, label in (("up", "upload"), ("down", "download")):
-        report(f"{BIG_MB} MB {label} through LFS (HF_HUB_DISABLE_XET=1)", f"{lfs[way]:.2f} s",
+        report(f"{BIG_MB} MB {label} through LFS (best of {rounds})", f"{lfs[way]:.2f} s",
                f"{BIG_MB / lfs[way]:.0f} MB/s")
-        report(f"{BIG_MB} MB {label} through Xet (the default)", f"{xet[way]:.2f} s",
+        report(f"{BIG_MB} MB {label} through Xet (best of {rounds})", f"{xet[way]:.2f} s",
                f"{BIG_MB / xet[way]:.0f} MB/s, x{xet[way] / lfs[way]:.2f} the LFS time (target <= 1.20)")
 
 

@@ -314,6 +314,7 @@ def test_malformed_xorbs_are_refused_and_not_stored(sandbox: Sandbox, cas: tuple
         assert answer.status_code == 400, answer.text
         assert httpx.head(f"{url}/v1/xorbs/default/{xorb_hash}", headers=auth).status_code == 404
     assert xorb_files(sandbox.data_dir / "xet") == before
+    assert not any((sandbox.data_dir / "xet" / "incoming").iterdir())  # no upload left half-kept either
 
 
 def shard_body(xorb_hash: str, length: int, chunk_hashes: list[bytes], sha256: str | None = None) -> bytes:

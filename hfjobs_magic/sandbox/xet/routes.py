@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import time
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -60,14 +61,32 @@ def _prefix(request: Request, *expected: str) -> None:
         raise HTTPException(400, f"Unknown prefix {request.path_params['prefix']!r}, expected {expected[0]!r}")
 
 
-async def _body(request: Request, limit: int) -> bytes:
+def _check_length(request: Request, limit: int) -> None:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"Body of {length} bytes is over the limit of {limit} bytes")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    _check_length(request, limit)
     body = await request.body()
     if len(body) > limit:
         raise HTTPException(413, f"Body is over the limit of {limit} bytes")
     return body
+
+
+async def _receive_into(request: Request, staged: Path, limit: int) -> bytes:
+    """The body, also written to `staged` as it arrives (so the disk works while the network does)."""
+    _check_length(request, limit)
+    parts, received = [], 0
+    with open(staged, "wb") as handle:
+        async for part in request.stream():
+            received += len(part)
+            if received > limit:
+                raise HTTPException(413, f"Body is over the limit of {limit} bytes")
+            handle.write(part)
+            parts.append(part)
+    return b"".join(parts)
 
 
 # -- uploads ------------------------------------------------------------------------------------
@@ -77,11 +96,14 @@ async def upload_xorb(request: Request) -> JSONResponse:
     _grant(request, write=True)
     _prefix(request, "default")
     xorb_hash = _hash_param(request, "hash")
-    body = await _body(request, MAX_XORB_BYTES + 1024 * 1024)  # room for the client's metadata footer
+    staged = xet(request).staging_path()
     try:
-        inserted = await run_in_threadpool(xet(request).add_xorb, xorb_hash, body)
+        body = await _receive_into(request, staged, MAX_XORB_BYTES + 1024 * 1024)  # + the client's footer
+        inserted = await run_in_threadpool(xet(request).add_xorb, xorb_hash, body, staged)
     except BadXorb as err:
         raise HTTPException(400, f"Bad xorb: {err}") from err
+    finally:
+        staged.unlink(missing_ok=True)
     return JSONResponse({"was_inserted": inserted})
 
 

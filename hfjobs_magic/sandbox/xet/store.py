@@ -110,8 +110,19 @@ class XetStore:
             return None
 
     # -- uploads ------------------------------------------------------------------------------------
-    def add_xorb(self, xorb_hash: str, body: bytes) -> bool:
-        """Check and keep an uploaded xorb; False when it was already there. BadXorb when malformed."""
+    def staging_path(self) -> Path:
+        """A new empty file to receive an upload into, next to where it will be kept."""
+        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root / "incoming", prefix="xorb-")
+        os.close(fd)
+        return Path(tmp)
+
+    def add_xorb(self, xorb_hash: str, body: bytes, staged: Path | None = None) -> bool:
+        """Check and keep an uploaded xorb; False when it was already there. BadXorb when malformed.
+
+        `staged`, if given, is a file already holding `body` (written while it arrived): it is kept
+        by renaming, so the upload's bytes are not written twice.
+        """
         if not is_hex_hash(xorb_hash):
             raise BadXorb(f"not a xorb hash: {xorb_hash[:80]!r}")
         if len(body) > xorb.MAX_XORB_BYTES:
@@ -121,13 +132,21 @@ class XetStore:
             raise BadXorb(f"xorb hash is {index.hash}, not {xorb_hash}")
         if self.has_xorb(xorb_hash):
             return False
-        self._keep_xorb(xorb_hash, memoryview(body)[:end], index)
+        if staged is None:
+            self._keep_xorb(xorb_hash, memoryview(body)[:end], index)
+        else:
+            os.truncate(staged, end)  # without the client's metadata footer
+            self._keep_xorb(xorb_hash, staged, index)
         return True
 
-    def _keep_xorb(self, xorb_hash: str, chunks: bytes | memoryview, index: XorbIndex) -> None:
+    def _keep_xorb(self, xorb_hash: str, chunks: bytes | memoryview | Path, index: XorbIndex) -> None:
         meta = {"hashes": [h.hex() for h in index.hashes], "lengths": index.lengths, "offsets": index.offsets}
         _write_atomic(self._path("xorbs", xorb_hash + ".json"), json.dumps(meta).encode())
-        _write_atomic(self.xorb_path(xorb_hash), chunks)  # last: its presence means "stored"
+        if isinstance(chunks, Path):  # last: the xorb file's presence means "stored"
+            self.xorb_path(xorb_hash).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(chunks, self.xorb_path(xorb_hash))
+        else:
+            _write_atomic(self.xorb_path(xorb_hash), chunks)
         with self._lock:
             if self._chunks is not None:
                 self._chunks.update({h: (xorb_hash, i) for i, h in enumerate(index.hashes)})
