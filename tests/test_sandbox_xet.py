@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import hf_xet
@@ -106,7 +107,7 @@ def test_merkle_and_file_hashes_match_reference_vectors(chunks: list, xorb_hash:
     assert hashing.to_hex(hashing.file_hash(nodes)) == file_hash
 
 
-@pytest.mark.parametrize("size", [1, 5000, 300_000, 3_000_000])
+@pytest.mark.parametrize("size", [0, 1, 5000, 300_000, 3_000_000])
 def test_ingest_hashes_files_as_hf_xet_does(size: int, tmp_path: Path) -> None:
     """Chunk boundaries, chunk hashes, the merkle tree and the file hash, all at once."""
     path = tmp_path / "data.bin"
@@ -445,3 +446,14 @@ def test_cas_url_is_where_the_caller_reached_the_sandbox(sandbox: Sandbox, uniqu
         headers={"Authorization": f"Bearer {sandbox.token}", "Host": "sandbox.example:8080"},
     )
     assert answer.json()["casUrl"] == "http://sandbox.example:8080/cas"
+
+
+def test_hf_xet_uploads_empty_and_tiny_files(sandbox: Sandbox, unique_name: str, tmp_path: Path) -> None:
+    """The bucket code uploads an empty `.keep` through Xet: a file with no terms at all."""
+    HfApi(endpoint=sandbox.endpoint, token=sandbox.token).create_repo(f"alice/{unique_name}")
+    url, token = cas_token(sandbox, f"alice/{unique_name}")
+    infos = hf_xet.upload_bytes([b"", b"hello"], url, (token, int(time.time()) + 600), None, None, "model")
+    for info, data in zip(infos, (b"", b"hello"), strict=True):
+        assert sandbox.state.xet.file_size(info.hash) == len(data)
+        sandbox.state.xet.write_file(info.hash, tmp_path / "out")
+        assert (tmp_path / "out").read_bytes() == data

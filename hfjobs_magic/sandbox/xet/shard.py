@@ -71,9 +71,7 @@ def _term(record: bytes) -> Term:
 
 
 def _file(reader: _Reader, head: bytes) -> FileEntry:
-    flags, n = struct.unpack_from("<II", head, 32)
-    if n == 0:
-        raise BadShard("a file needs at least one term")
+    flags, n = struct.unpack_from("<II", head, 32)  # n is 0 for an empty file
     terms = [_term(reader.record()) for _ in range(reader.count(n))]
     verification = [reader.record()[:32] for _ in range(n)] if flags & WITH_VERIFICATION else None
     sha256 = to_hex(reader.record()[:32]) if flags & WITH_METADATA else None
