@@ -168,7 +168,8 @@ def _reconstruction(request: Request) -> tuple[int, list[Piece]]:
     if size is None:
         raise HTTPException(404, "File not found")
     first, last = _file_range(request, size)
-    return store.skipped_bytes(file_hash, first), list(store.pieces(file_hash, first, last))
+    pieces = list(store.pieces(file_hash, first, last))
+    return (first - pieces[0].file_offset if pieces else 0), pieces
 
 
 def _term_json(piece: Piece) -> dict:

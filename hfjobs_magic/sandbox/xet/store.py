@@ -34,6 +34,7 @@ class Piece:
     term: shard.Term
     first_byte: int
     last_byte: int
+    file_offset: int  # where the term's first chunk starts in the file
 
 
 def _write_atomic(target: Path, data: bytes | memoryview) -> None:
@@ -226,22 +227,7 @@ class XetStore:
             pos += index.lengths[stop]
             stop += 1
         term = shard.Term(xorb_hash, sum(index.lengths[start:stop]), start, stop)
-        return Piece(term, index.offsets[start], index.offsets[stop] - 1)
-
-    def skipped_bytes(self, file_hash: str, first: int) -> int:
-        """How far into the first piece's chunks byte `first` of the file lies."""
-        record, at = self.file_record(file_hash), 0
-        assert record is not None
-        for xorb_hash, start, _end, length in record["terms"]:
-            if at + length > first:
-                index = self.xorb_index(xorb_hash)
-                assert index is not None
-                while at + index.lengths[start] <= first:
-                    at += index.lengths[start]
-                    start += 1
-                return first - at
-            at += length
-        return 0
+        return Piece(term, index.offsets[start], index.offsets[stop] - 1, at)
 
     def term_chunks(self, piece: Piece) -> list[bytes]:
         with open(self.xorb_path(piece.term.xorb), "rb") as handle:
