@@ -181,6 +181,8 @@ def test_upload_file_then_hf_hub_download_through_xet(sandbox: Sandbox, unique_n
     assert Path(path).read_bytes() == data
     plain = httpx.get(url, headers={"Authorization": f"Bearer {sandbox.token}"}, follow_redirects=True)
     assert plain.content == data  # the repo has the bytes too, for plain GETs
+    route = f"{sandbox.endpoint}/api/models/{repo_id}/xet-read-token/main"
+    assert plain.headers["X-Xet-Refresh-Route"] == route and plain.headers["Link"] == f'<{route}>; rel="xet-auth"'
 
 
 def test_lfs_uploads_stay_plain(
