@@ -95,7 +95,9 @@ def transfer(sandbox: Sandbox, folder: Path, name: str, xet: bool) -> dict[str, 
     if not xet:
         env["HF_HUB_DISABLE_XET"] = "1"
     args = [sys.executable, "-c", TRANSFER, f"{NS}/bench-{name}", str(source), str(Path(folder, f"{name}-out"))]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} transfer failed:\n{done.stderr[-3000:]}")
     source.unlink()
     return json.loads(done.stdout.strip().splitlines()[-1])
 

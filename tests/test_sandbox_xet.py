@@ -299,6 +299,15 @@ def test_cas_routes_need_a_valid_token(sandbox: Sandbox, cas: tuple[str, dict[st
     assert (first.json(), again.json()) == ({"was_inserted": True}, {"was_inserted": False})
 
 
+def test_a_full_xorb_with_its_headers_is_taken(cas: tuple[str, dict[str, str]]) -> None:
+    """64 MiB of chunks serialize to a little more than 64 MiB (headers); hf_xet sends such xorbs."""
+    url, auth = cas
+    xorb_hash, body = make_xorb(*(os.urandom(128 * 1024) for _ in range(512)))
+    assert len(body) > xorb.MAX_XORB_BYTES
+    answer = httpx.post(f"{url}/v1/xorbs/default/{xorb_hash}", content=body, headers=auth, timeout=120)
+    assert answer.status_code == 200 and answer.json() == {"was_inserted": True}
+
+
 def test_malformed_xorbs_are_refused_and_not_stored(sandbox: Sandbox, cas: tuple[str, dict[str, str]]) -> None:
     url, auth = cas
     good_hash, good = make_xorb(os.urandom(20_000), b"z" * 30_000)

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from hfjobs_magic.sandbox.xet.shard import BadShard
 from hfjobs_magic.sandbox.xet.store import Piece, XetStore
 from hfjobs_magic.sandbox.xet.tokens import Grant, TokenRefused
-from hfjobs_magic.sandbox.xet.xorb import MAX_XORB_BYTES, BadXorb
+from hfjobs_magic.sandbox.xet.xorb import MAX_UPLOAD_BYTES, BadXorb
 
 CAS_PREFIX = "/cas"
 MAX_SHARD_BYTES = 64 * 1024 * 1024
@@ -98,7 +98,7 @@ async def upload_xorb(request: Request) -> JSONResponse:
     xorb_hash = _hash_param(request, "hash")
     staged = xet(request).staging_path()
     try:
-        body = await _receive_into(request, staged, MAX_XORB_BYTES + 1024 * 1024)  # + the client's footer
+        body = await _receive_into(request, staged, MAX_UPLOAD_BYTES)
         inserted = await run_in_threadpool(xet(request).add_xorb, xorb_hash, body, staged)
     except BadXorb as err:
         raise HTTPException(400, f"Bad xorb: {err}") from err

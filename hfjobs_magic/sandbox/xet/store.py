@@ -126,8 +126,8 @@ class XetStore:
         """
         if not is_hex_hash(xorb_hash):
             raise BadXorb(f"not a xorb hash: {xorb_hash[:80]!r}")
-        if len(body) > xorb.MAX_XORB_BYTES:
-            raise BadXorb(f"xorb of {len(body)} bytes is over the 64 MiB limit")
+        if len(body) > xorb.MAX_UPLOAD_BYTES:
+            raise BadXorb(f"xorb of {len(body)} bytes is over the limit of {xorb.MAX_UPLOAD_BYTES} bytes")
         index, end = xorb.parse(body)
         if index.hash != xorb_hash:
             raise BadXorb(f"xorb hash is {index.hash}, not {xorb_hash}")

@@ -18,6 +18,7 @@ VERSION = 0
 NONE, LZ4, BG4_LZ4 = 0, 1, 2
 MAX_CHUNK_BYTES = 128 * 1024
 MAX_XORB_BYTES = 64 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_XORB_BYTES + 1024 * 1024  # room for chunk headers and the client's footer
 FOOTER_IDENT = b"XETBLOB"
 
 
