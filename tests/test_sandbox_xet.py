@@ -17,6 +17,7 @@ import pytest
 from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
 
 from hfjobs_magic.sandbox import Sandbox
+from hfjobs_magic.sandbox.accounts import OTHER_TOKEN
 from hfjobs_magic.sandbox.xet import XetStore, hashing, shard, xorb
 
 HF_CLI = Path(sys.executable).with_name("hf")
@@ -468,3 +469,24 @@ def test_hf_xet_uploads_empty_and_tiny_files(sandbox: Sandbox, unique_name: str,
         assert sandbox.state.xet.file_size(info.hash) == len(data)
         sandbox.state.xet.write_file(info.hash, tmp_path / "out")
         assert (tmp_path / "out").read_bytes() == data
+
+
+def test_a_commit_cannot_pull_in_another_repos_file_by_its_sha256(sandbox: Sandbox, unique_name: str) -> None:
+    """Bob knows the sha256 of a file Alice uploaded to her private repo; naming it gets him nothing."""
+    alice = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    alice.create_repo(f"alice/{unique_name}", private=True)
+    data = os.urandom(300_000)
+    alice.upload_file(path_or_fileobj=data, path_in_repo="secret.bin", repo_id=f"alice/{unique_name}")
+    bob = HfApi(endpoint=sandbox.endpoint, token=OTHER_TOKEN)
+    bob.create_repo(f"bob/{unique_name}")
+    lines = [
+        {"key": "header", "value": {"summary": "take it"}},
+        {"key": "lfsFile", "value": {"path": "x.bin", "algo": "sha256", "oid": hashlib.sha256(data).hexdigest()}},
+    ]
+    commit = httpx.post(
+        f"{sandbox.endpoint}/api/models/bob/{unique_name}/commit/main",
+        content=b"".join(json.dumps(line).encode() + b"\n" for line in lines),
+        headers={"Authorization": f"Bearer {OTHER_TOKEN}", "Content-Type": "application/x-ndjson"},
+    )
+    assert commit.status_code == 422
+    assert bob.list_repo_files(f"bob/{unique_name}") == [".gitattributes"]

@@ -117,10 +117,10 @@ async def head_xorb(request: Request) -> Response:
 
 
 async def upload_shard(request: Request) -> JSONResponse:
-    _grant(request, write=True)
+    grant = _grant(request, write=True)
     body = await _body(request, MAX_SHARD_BYTES)
     try:
-        added = await run_in_threadpool(xet(request).add_shard, body)
+        added = await run_in_threadpool(xet(request).add_shard, body, grant.scope)
     except BadShard as err:
         raise HTTPException(400, f"Bad shard: {err}") from err
     return JSONResponse({"result": 1 if added else 0})

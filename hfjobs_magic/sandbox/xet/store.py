@@ -2,9 +2,9 @@
 
 Layout: `xorbs/ab/<hash>` (the chunks as uploaded) with `<hash>.json` (each chunk's hash, length
 and offset), `files/ab/<hash>.json` (a file's terms, size and sha256), `sha256/ab/<sha256>` (the
-file hash of content whose sha256 the sandbox checked itself) and `claims/ab/<sha256>` (what a
-client's shard said, checked when a commit first needs it). Everything is written atomically
-and is only ever added, so readers need no lock.
+file hash of content whose sha256 the sandbox checked itself) and `claims/ab/<sha256>/<scope>`
+(what a shard uploaded with a token for `scope` said, checked when a commit in that repo needs
+it). Everything is written atomically and is only ever added, so readers need no lock.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from hfjobs_magic.sandbox.xet import chunking, shard, xorb
 from hfjobs_magic.sandbox.xet.hashing import chunk_hash, file_hash, from_hex, is_hex_hash, range_hash, to_hex
@@ -152,14 +153,18 @@ class XetStore:
             if self._chunks is not None:
                 self._chunks.update({h: (xorb_hash, i) for i, h in enumerate(index.hashes)})
 
-    def add_shard(self, body: bytes) -> bool:
-        """Check an uploaded shard against the stored xorbs and keep its files; BadShard when it fails."""
+    def add_shard(self, body: bytes, scope: str = "") -> bool:
+        """Check an uploaded shard against the stored xorbs and keep its files; BadShard when it fails.
+
+        `scope` is what the uploader's token was issued for: a commit there may name the files'
+        sha256 (see `land_sha256`).
+        """
         files = shard.parse(body)
         for entry in files:
             self._check_file(entry)
         added = False
         for entry in files:
-            added |= self._keep_file(entry)
+            added |= self._keep_file(entry, scope)
         return added
 
     def _check_file(self, entry: shard.FileEntry) -> None:
@@ -173,9 +178,14 @@ class XetStore:
             if range_hash(index.hashes[term.start : term.end]) != entry.verification[i]:
                 raise shard.BadShard(f"file {entry.hash}: verification hash of term {i} does not match")
 
-    def _keep_file(self, entry: shard.FileEntry) -> bool:
-        if entry.sha256 is not None:
-            _write_atomic(self._path("claims", entry.sha256), entry.hash.encode())
+    def _claim_path(self, sha256: str, scope: str) -> Path | None:
+        valid = re.fullmatch(r"[0-9a-f]{64}", sha256)
+        return self._path("claims", sha256) / quote(scope, safe="") if valid else None
+
+    def _keep_file(self, entry: shard.FileEntry, scope: str) -> bool:
+        claim = self._claim_path(entry.sha256, scope) if entry.sha256 is not None else None
+        if claim is not None:
+            _write_atomic(claim, entry.hash.encode())
         if self.file_record(entry.hash) is not None:
             return False
         terms = [[t.xorb, t.start, t.end, t.length] for t in entry.terms]
@@ -189,11 +199,14 @@ class XetStore:
         path = self._path("sha256", sha256)
         return path.read_text() if re.fullmatch(r"[0-9a-f]{64}", sha256) and path.is_file() else None
 
-    def land_sha256(self, sha256: str, dest: Path) -> bool:
-        """Write the content a client uploaded as `sha256` into `dest` if its sha256 really is that."""
-        known = self.file_for_sha256(sha256)
-        claim = self._path("claims", sha256) if re.fullmatch(r"[0-9a-f]{64}", sha256) else None
-        candidate = known or (claim.read_text() if claim is not None and claim.is_file() else None)
+    def land_sha256(self, sha256: str, dest: Path, scope: str) -> bool:
+        """Write the content uploaded to `scope` as `sha256` into `dest` if its sha256 really is that.
+
+        Only an upload with a token for `scope` counts: knowing a sha256 is no proof of having the
+        bytes, so a commit cannot pull in another repo's file by naming it.
+        """
+        claim = self._claim_path(sha256, scope)
+        candidate = claim.read_text() if claim is not None and claim.is_file() else None
         if candidate is None or self.file_record(candidate) is None:
             return False
         digest = hashlib.sha256()
