@@ -4,7 +4,8 @@ Layout: `xorbs/ab/<hash>` (the chunks as uploaded) with `<hash>.json` (each chun
 and offset), `files/ab/<hash>.json` (a file's terms, size and sha256), `sha256/ab/<sha256>` (the
 file hash of content whose sha256 the sandbox checked itself) and `claims/ab/<sha256>/<scope>`
 (what a shard uploaded with a token for `scope` said, checked when a commit in that repo needs
-it). Everything is written atomically and is only ever added, so readers need no lock.
+it); uploads arrive in `incoming/`. Every file is written whole then renamed into place, so
+readers need no lock.
 """
 
 from __future__ import annotations
