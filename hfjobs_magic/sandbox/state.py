@@ -9,7 +9,9 @@ from hfjobs_magic.sandbox.accounts import Accounts
 from hfjobs_magic.sandbox.buckets import BucketStore
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
+from hfjobs_magic.sandbox.metrics import MetricStreams
 from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.schedules import ScheduleStore
 from hfjobs_magic.sandbox.volumes import Volumes
 from hfjobs_magic.sandbox.xet import XetStore
 
@@ -31,6 +33,8 @@ class SandboxState:
     buckets: BucketStore
     volumes: Volumes
     xet: XetStore
+    schedules: ScheduleStore
     faults: Faults = field(default_factory=Faults)
     limits: Limits = field(default_factory=Limits)
+    metric_streams: MetricStreams = field(default_factory=MetricStreams)
     endpoint: str = ""  # set once the server is bound; jobs get it as HF_ENDPOINT
