@@ -67,13 +67,14 @@ export function renderRow(job: Json, onCancel?: (jobId: string) => void, onOpen?
   const badge = el('span', 'hfjob-badge', stage);
   badge.classList.add(`hfjob-badge-${STAGES.includes(stage) ? stage.toLowerCase() : 'unknown'}`);
   const head = el('div', 'hfjobs-row-head', badge, link(text(job.url), id, 'hfjobs-job-link'));
-  if (text(job.name)) {
-    head.append(el('span', 'hfjobs-name', text(job.name)));
-  }
   if (ACTIVE.includes(stage)) {
     head.append(cancelButton(id, onCancel));
   }
-  row.append(head, facts(job), where(job));
+  row.append(head);
+  if (text(job.name)) {
+    row.append(el('div', 'hfjobs-name', text(job.name)));
+  }
+  row.append(facts(job), where(job));
   if (text(job.message)) {
     row.append(el('div', 'hfjobs-message', text(job.message)));
   }
@@ -140,7 +141,7 @@ export class JobsPanel extends Widget {
     super();
     this.id = PANEL_ID;
     this.title.label = 'HF Jobs';
-    this.title.caption = 'HF Jobs: your jobs on Hugging Face, running first';
+    this.title.caption = 'HF Jobs'; // Notebook 7's View > Left Sidebar menu reads "Show HF Jobs"
     this.addClass('hfjobs-panel');
     const refresh = el('button', 'hfjobs-refresh jp-mod-styled', 'Refresh') as HTMLButtonElement;
     refresh.type = 'button';
