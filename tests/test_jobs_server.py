@@ -201,6 +201,15 @@ def test_a_notebook_outside_the_tree_is_not_offered(tmp_path: Path) -> None:
     assert finder.locate(None, "../elsewhere.ipynb", None)["path"] is None
 
 
+def test_without_history_the_label_finds_a_notebook_at_the_root(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("%%hfjob\nx"), nbformat.v4.new_code_cell("%%hfjob --yes\nx = 1")]
+    nbformat.write(nb, str(tmp_path / "train.ipynb"))
+    found = CellFinder(tmp_path).locate(None, "train.ipynb", cell_hash("x = 1\n"))
+    assert found == {"notebook": "train.ipynb", "path": "train.ipynb", "cell": cell_hash("x = 1\n"), "cell_index": 1}
+    assert CellFinder(tmp_path).locate(None, "other.ipynb", "abc")["path"] is None
+
+
 def test_the_wheel_enables_the_server_extension() -> None:
     """The config file that turns it on, and the wheel mapping that installs it where Jupyter looks."""
     config = json.loads((ROOT / "jupyter-config/jupyter_server_config.d/hfjobs_magic.json").read_text())

@@ -65,7 +65,7 @@ def job_row(job: JobInfo, usd_per_hour: float | None, entry: Entry | None, finde
         "finished_at": iso(job.finished_at),
         "duration_s": seconds,
         "usd_per_hour": usd_per_hour,
-        "cost_usd": None if usd_per_hour is None or seconds is None else usd_per_hour * seconds / 3600,
+        "cost_usd": None if usd_per_hour is None else usd_per_hour * (seconds or 0.0) / 3600,  # billed once started
         "url": job.url,
     }
     return row | finder.locate(entry.notebook if entry else None, labels.get(NOTEBOOK_LABEL), labels.get(CELL_LABEL))

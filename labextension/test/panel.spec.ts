@@ -79,10 +79,12 @@ describe('renderRow', () => {
 
   it('says when a job did not come from a cell, and when it has not started', () => {
     const row = renderRow(job({ notebook: null, path: null, cell: null, cell_index: null, duration_s: null,
-      cost_usd: null, started_at: null, stage: 'SCHEDULING' }));
+      cost_usd: 0, started_at: null, stage: 'SCHEDULING' }));
     expect(row.querySelector('.hfjobs-where')!.textContent).toBe('not started from a notebook cell');
     expect(row.querySelector('.hfjobs-duration')!.textContent).toBe('not started');
-    expect(row.querySelector('.hfjobs-cost')!.textContent).toBe('unknown ($1.50/h)');
+    expect(row.querySelector('.hfjobs-cost')!.textContent).toBe('$0.0000 ($1.50/h)');
+    const unpriced = renderRow(job({ flavor: 'h900x64', usd_per_hour: null, cost_usd: null }));
+    expect(unpriced.querySelector('.hfjobs-cost')!.textContent).toBe('unknown');
   });
 
   it('shows untrusted names, messages and ids as text, and no link for a non-http url', () => {
