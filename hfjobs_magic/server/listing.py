@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +46,8 @@ def list_rows(client: HubClient, history: History, root: Path, now: datetime | N
     known = {entry.id: entry for entry in history.entries()}
     finder = CellFinder(root)
     moment = now or datetime.now(timezone.utc)
-    return [job_row(job, client.price_per_hour(str(job.flavor or "")), known.get(job.id), finder, moment)
-            for job in jobs]
+    price = cache(client.price_per_hour)  # once per flavor, even when the live hardware list cannot be had
+    return [job_row(job, price(str(job.flavor or "")), known.get(job.id), finder, moment) for job in jobs]
 
 
 def job_row(job: JobInfo, usd_per_hour: float | None, entry: Entry | None, finder: CellFinder,

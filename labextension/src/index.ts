@@ -4,7 +4,7 @@
  * panel in the left sidebar (panel.ts), fed by the server extension.
  * The job card renderer is the package's mime extension (renderer.ts).
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -79,12 +79,14 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
   id: 'hfjobs-magic-lab:panel',
   description: 'The "HF Jobs" panel: your jobs in the left sidebar, with Cancel, from the server extension.',
   autoStart: true,
-  activate: (app: JupyterFrontEnd) => {
+  optional: [ILayoutRestorer],
+  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
     const panel = new JobsPanel(serverApi(app.serviceManager.serverSettings), (path, index) =>
       openCell(app, path, index)
     );
     panel.title.icon = jobIcon;
     app.shell.add(panel, 'left', { rank: 900 });
+    restorer?.add(panel, panel.id); // open again after a reload if it was open
   }
 };
 

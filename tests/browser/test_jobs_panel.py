@@ -55,12 +55,16 @@ def wait_for(condition: Callable[[], Any], what: str) -> Any:
 
 
 class Received:
-    """Every HTTP response and websocket frame the page receives, to search them afterwards."""
+    """Every HTTP response and websocket frame the pages of a browser context receive, to search them afterwards."""
 
     def __init__(self, page: Any) -> None:
         self.responses: list[Any] = []
         self.frames: list[str] = []
-        page.on("response", lambda response: self.responses.append(response))
+        page.context.on("response", lambda response: self.responses.append(response))
+        page.context.on("page", self.watch_sockets)
+        self.watch_sockets(page)
+
+    def watch_sockets(self, page: Any) -> None:
         page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: self.frames.append(str(frame))))
 
     def bodies(self) -> list[tuple[str, bytes]]:
@@ -110,6 +114,7 @@ def test_panel_lists_opens_and_cancels_jobs_without_a_token_in_the_page(
         title = page.evaluate("() => [...window.jupyterapp.shell.widgets('left')]"
                               ".find(w => w.id === 'hfjobs-panel').title.label")
         assert title == "HF Jobs"
+        assert page.evaluate("() => window.jupyterapp.commands.hasCommand('hfjobs-magic:run-as-job')")  # beside it
 
         # the running job first, then the finished one; each with flavor, duration and cost
         live = row(page, running.id)
@@ -142,13 +147,14 @@ def test_panel_lists_opens_and_cancels_jobs_without_a_token_in_the_page(
         assert live.locator(".hfjobs-cancel").count() == 0
         assert page.locator("#hfjobs-panel .hfjobs-error").count() == 0
 
-        # Notebook 7: the same panel, from View > Left Sidebar
-        page.goto(jupyterlab.page_url(f"notebooks/{name}"))
-        page.get_by_role("menuitem", name="View").click()
-        page.locator(".lm-Menu-item", has_text="Left Sidebar").hover()
-        page.locator(".lm-Menu").last.locator(".lm-Menu-item", has_text="Show HF Jobs").click()
-        page.locator(f"#hfjobs-panel [data-job-id='{running.id}'][data-stage='CANCELED']").wait_for()
-        assert row(page, finished.id).get_attribute("data-stage") == "COMPLETED"
+        # Notebook 7: the same panel, from View > Left Sidebar (in a tab of its own: the lab page stays)
+        nb7 = page.context.new_page()
+        nb7.goto(jupyterlab.page_url(f"notebooks/{name}"))
+        nb7.get_by_role("menuitem", name="View").click()
+        nb7.locator(".lm-Menu-item", has_text="Left Sidebar").hover()
+        nb7.locator(".lm-Menu").last.locator(".lm-Menu-item", has_text="Show HF Jobs").click()
+        nb7.locator(f"#hfjobs-panel [data-job-id='{running.id}'][data-stage='CANCELED']").wait_for()
+        assert row(nb7, finished.id).get_attribute("data-stage") == "COMPLETED"
 
         bodies = received.bodies()
         listed = [body for url, body in bodies if "/hfjobs/jobs" in url and running.id.encode() in body]
