@@ -134,7 +134,7 @@ function logs(tail: string[], total: number, open: boolean): HTMLElement {
 }
 
 /** An <a> for http(s) URLs only; anything else (javascript:, data:, junk) is plain text. */
-function link(url: string, label: string, className: string): HTMLElement {
+export function link(url: string, label: string, className: string): HTMLElement {
   if (!isHttp(url)) {
     return el('span', className, label);
   }
@@ -187,7 +187,7 @@ function moment(value: unknown): string | null {
   return text(value) && !isNaN(date.getTime()) ? date.toLocaleString() : null;
 }
 
-function el(tag: string, className: string, ...children: (string | Node)[]): HTMLElement {
+export function el(tag: string, className: string, ...children: (string | Node)[]): HTMLElement {
   const node = document.createElement(tag);
   if (className) {
     node.className = className;
@@ -196,19 +196,19 @@ function el(tag: string, className: string, ...children: (string | Node)[]): HTM
   return node;
 }
 
-function text(value: unknown): string {
+export function text(value: unknown): string {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
 }
 
-function num(value: unknown): number | null {
+export function num(value: unknown): number | null {
   return typeof value === 'number' && isFinite(value) ? value : null;
 }
 
-function asObject(value: unknown): Json {
+export function asObject(value: unknown): Json {
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : {};
 }
 
-function asList(value: unknown): unknown[] {
+export function asList(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
