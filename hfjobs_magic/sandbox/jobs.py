@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ SECRET_MASK = "********"
 DEFAULT_TIMEOUT_S = 30 * 60  # the Hub's default when a job asks for none
 STOPPED_MESSAGE = "The sandbox stopped while the job was running"
 LOST_MESSAGE = "The sandbox restarted while the job was running; the job was lost and its processes killed"
+HELD_MESSAGE = "Waiting for hardware (the sandbox's hold_scheduling fault keeps new jobs queued)"
 WORKDIR_PREFIX = "hfjob-work-"
 POLL_S = 0.2  # how often a quiet job is checked for exit, timeout and cancel
 READ_BYTES = 1 << 16
@@ -143,6 +145,7 @@ class JobManager:
         self.grace_seconds = 5.0  # between SIGTERM and SIGKILL on timeout or cancel
         self.page_size = 50  # jobs per page of `GET /api/jobs/{ns}`
         self.default_timeout = DEFAULT_TIMEOUT_S
+        self.held: Callable[[], bool] = lambda: False  # the hold_scheduling fault knob, wired by Sandbox
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._runs: dict[str, JobRun] = {}
@@ -166,7 +169,8 @@ class JobManager:
             run.thread = threading.Thread(target=self._run, args=(run,), name=f"hfjob-{job_id}", daemon=True)
             self._runs[job_id] = run
         run.thread.start()
-        run.started.wait(START_WAIT_S)
+        if not self.held():
+            run.started.wait(START_WAIT_S)
         return job
 
     def get(self, namespace: str, job_id: str) -> Job | None:
@@ -280,6 +284,7 @@ class JobManager:
         where = f"image '{job.image}'" if job.image else f"Space '{job.space_id}'"
         run.book.append([f"[sandbox] {where} was not pulled; the command runs on the host "
                          f"(Python {sys.version.split()[0]}) in a fresh temporary directory"])
+        self._hold(run)
         if run.stop_request:
             return self._outcome(run, None)
         argv = [*job.command, *job.arguments]
@@ -291,12 +296,19 @@ class JobManager:
             run.book.append([f"[sandbox] could not start {argv[0]!r}: {getattr(err, 'strerror', None) or err}"])
             return "ERROR", f"Job failed to start: {argv[0]!r}: {getattr(err, 'strerror', None) or err}"
         pid = run.proc.pid
-        self._update(job, stage="RUNNING", started_at=utc_now_iso(), pid=pid, pid_start=_start_time(pid))
+        self._update(job, stage="RUNNING", message=None, started_at=utc_now_iso(), pid=pid, pid_start=_start_time(pid))
         run.started.set()
         self._pump(run, time.monotonic() + job.timeout)
         returncode = run.proc.wait()
         _signal_group(run.proc.pid, signal.SIGKILL)  # nothing outlives the job, as in a container
         return self._outcome(run, returncode)
+
+    def _hold(self, run: JobRun) -> None:
+        """Stay in SCHEDULING while the hold knob is set, as a job waits in the Hub's queue."""
+        if self.held():
+            self._update(run.job, message=HELD_MESSAGE)
+        while self.held() and not run.stop_request:
+            time.sleep(POLL_S)
 
     def _pump(self, run: JobRun, deadline: float) -> None:
         """Move output into the log until EOF, enforcing timeout and cancel meanwhile."""
