@@ -239,7 +239,7 @@ class Runner:
         from hfjobs_magic.remote.hardware import usd, worst_case_cost
         from hfjobs_magic.views.widgets import JobWidget
 
-        widget = JobWidget(log_lines=self.settings.log_lines)
+        widget = JobWidget(log_lines=self.settings.log_lines, action="Schedule" if request.spec.schedule else "Submit")
         cost = worst_case_cost(request.spec, self.client)
         widget.show_checks(request.checks, worst_case=usd(cost) if cost is not None else "")
         widget.display()

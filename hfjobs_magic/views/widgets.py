@@ -46,10 +46,11 @@ def error_html(what: str, err: BaseException) -> str:
 
 
 class JobWidget:
-    def __init__(self, log_lines: int = 40) -> None:
+    def __init__(self, log_lines: int = 40, action: str = "Submit") -> None:
         self._lines: deque[str] = deque(maxlen=log_lines)
         self.checks = w.HTML()
-        self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
+        self.action = action  # "Schedule" for a --schedule cell: nothing runs now
+        self.submit_button = w.Button(description=action, button_style="primary", icon="play")
         self.recheck_button = w.Button(description="Re-check", icon="refresh")
         self.cancel_button = w.Button(description="Cancel job", button_style="danger", icon="stop")
         self.cancel_button.layout.display = "none"
@@ -98,14 +99,14 @@ class JobWidget:
         blocked = bool(failing(results))
         self.submit_button.disabled = blocked
         self.submit_button.tooltip = "fix the failing checks first" if blocked else "start the job"
-        label = f" (worst case {self._worst_case})" if self._worst_case else ""
-        self.submit_button.description = f"Submit{label}"
+        label = f" (worst case {self._worst_case})" if self._worst_case and self.action == "Submit" else ""
+        self.submit_button.description = f"{self.action}{label}"
 
     def submit(self) -> None:
         if self.submit_button.disabled or self._submit is None:
             return
         self.submit_button.disabled = self.recheck_button.disabled = True
-        self.status.value = "Submitting…"
+        self.status.value = "Scheduling…" if self.action == "Schedule" else "Submitting…"
         try:
             self._submit()
         except Exception as err:  # shown where the user looks, not lost in a callback
