@@ -177,3 +177,27 @@ def test_the_widget_shows_metrics_notices_and_an_idle_cancel():
     assert cancelled == [True]
     widget.update(Update(record | {"stage": "CANCELED"}, [], final=True))
     assert widget.idle_cancel_button.layout.display == "none"
+
+
+def test_the_new_flags_and_their_conflicts():
+    from IPython.core.error import UsageError
+
+    from hfjobs_magic.cell.spec import build_spec, parse_line
+
+    spec = build_spec(parse_line("--schedule '0 3 * * *' --timeout 1h"))
+    assert spec.schedule == "0 3 * * *" and spec.cancel_if_idle_s is None
+    assert build_spec(parse_line("--flavor t4-small --cancel-if-idle 15m")).cancel_if_idle_s == 900
+    for line, said in [("--cancel-if-idle soon", "--cancel-if-idle 'soon'"),
+                       ("--schedule @daily --cancel-if-idle 5m", "not followed"),
+                       ("--schedule @daily --detach", "drop --detach")]:
+        with pytest.raises(UsageError, match=said):
+            build_spec(parse_line(line))
+
+
+def test_a_schedule_cell_offers_schedule_not_submit():
+    from hfjobs_magic.checkresult import CheckResult
+    from hfjobs_magic.views.widgets import JobWidget
+
+    widget = JobWidget(action="Schedule")
+    widget.show_checks([CheckResult("schedule", "ok", "@daily")], worst_case="$3.00")
+    assert widget.submit_button.description == "Schedule" and not widget.submit_button.disabled

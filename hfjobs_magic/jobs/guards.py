@@ -15,6 +15,7 @@ from hfjobs_magic.jobs.record import IDLE_NOTICE as IDLE
 from hfjobs_magic.jobs.record import QUEUE_NOTICE as QUEUE
 from hfjobs_magic.jobs.record import JobRecord
 from hfjobs_magic.remote import hardware
+from hfjobs_magic.views.bundle import money
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def idle_notice(record: JobRecord, threshold_s: float) -> str | None:
     if record.stage != "RUNNING" or idle_s < threshold_s:
         return None
     total = float(metrics.get("idle_gpu_total_s") or idle_s)
-    spent = f" (about ${record.usd_per_hour * total / 3600:.2f} spent on an idle GPU so far)" \
+    spent = f" (about {money(record.usd_per_hour * total / 3600)} spent on an idle GPU so far)" \
         if record.usd_per_hour else ""
     return (f"The GPU has been idle (under {IDLE_GPU_PCT:g} %) for {spoken(idle_s)}{spent}. If the job has "
             f"nothing left for it, cancel it; --cancel-if-idle DURATION does that by itself.")

@@ -36,6 +36,11 @@ def sample_of(event: dict[str, Any]) -> dict[str, float]:
     return sample
 
 
+def _rounded(key: str, value: float) -> float | int:
+    """Bytes as whole numbers, percentages to a tenth."""
+    return int(value) if key.endswith("_bytes") else round(value, 1)
+
+
 class MetricsState:
     """Latest sample, peaks, idle-GPU time and recent history; written by the reader, read by the watcher."""
 
@@ -55,8 +60,9 @@ class MetricsState:
         with self._lock:
             self._idle(sample, now)
             self.latest = sample
-            for key, value in sample.items():
-                self.peak[key] = max(self.peak.get(key, value), value)
+            for key in SERIES:
+                if key in sample:
+                    self.peak[key] = max(self.peak.get(key, sample[key]), sample[key])
             self._history.append((now, sample))
             while self._history and now - self._history[0][0] > self.history_s:
                 self._history.popleft()
@@ -85,8 +91,8 @@ class MetricsState:
         with self._lock:
             if not self.latest:
                 return None
-            out: dict[str, Any] = {k: round(v, 1) for k, v in self.latest.items()}
-            out["peak"] = {k: round(v, 1) for k, v in self.peak.items()}
+            out: dict[str, Any] = {k: _rounded(k, v) for k, v in self.latest.items()}
+            out["peak"] = {k: _rounded(k, v) for k, v in self.peak.items()}
             if "gpu_util_pct" in self.latest:
                 out["idle_gpu_s"] = round(self.idle_gpu_s(), 1)
                 out["idle_gpu_total_s"] = round(self.idle_total_s, 1)

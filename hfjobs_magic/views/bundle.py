@@ -87,8 +87,9 @@ def to_text(record: dict[str, Any]) -> str:
     lines = [
         f"HF Job {record['id']} [{record['stage']}] on {record['flavor']}",
         f"  {record['url']}",
-        f"  running {duration(record.get('duration_s'))}, cost {money(record.get('cost_usd'))}",
     ]
+    if not record.get("schedule"):  # a schedule runs nothing itself: its runs are jobs of their own
+        lines.append(f"  running {duration(record.get('duration_s'))}, cost {money(record.get('cost_usd'))}")
     if record.get("message"):
         lines.append(f"  {record['message']}")
     if record.get("schedule"):
@@ -111,9 +112,10 @@ def to_html(record: dict[str, Any]) -> str:
         ("Job", safe_link(record.get("url"), record.get("id", ""))),
         ("Stage", badge + (f" {html.escape(record['message'])}" if record.get("message") else "")),
         ("Flavor", html.escape(str(record.get("flavor")))),
-        ("Running", html.escape(duration(record.get("duration_s")))),
-        ("Cost", html.escape(money(record.get("cost_usd")))),
     ]
+    if not record.get("schedule"):
+        rows += [("Running", html.escape(duration(record.get("duration_s")))),
+                 ("Cost", html.escape(money(record.get("cost_usd"))))]
     if record.get("schedule"):
         rows.append(("Schedule", html.escape(schedule_text(record))))
     if record.get("metrics"):
