@@ -110,7 +110,8 @@ def test_stream_closes_when_the_client_goes_away(fresh_sandbox):
         url = f"{fresh_sandbox.endpoint}/api/jobs/{NS}/{job.id}/metrics"
         headers = {"Authorization": f"Bearer {fresh_sandbox.token}"}
         with httpx.stream("GET", url, headers=headers, timeout=30) as response:
-            line = next(line for line in response.iter_lines() if line.startswith("data: {"))
+            lines = response.iter_lines()  # kept: a dropped iterator would close the connection already
+            line = next(line for line in lines if line.startswith("data: {"))
             assert set(json.loads(line[len("data: "):])) == FIELDS
             assert fresh_sandbox.state.metric_streams.open == 1
         poll(lambda: fresh_sandbox.state.metric_streams.open == 0, "the server's stream closed")

@@ -47,6 +47,15 @@ def runs_of(api: HfApi, scheduled_id: str) -> list:
     return [job for job in api.list_jobs(namespace=NS) if job.labels.get(SCHEDULED_LABEL) == scheduled_id]
 
 
+@pytest.fixture(autouse=True)
+def _no_schedules_left(api):
+    """The session sandbox fires schedules too: none may outlive its test and start runs in others."""
+    yield
+    for namespace in (NS, "alice-lab"):
+        for item in api.list_scheduled_jobs(namespace=namespace):
+            api.delete_scheduled_job(scheduled_job_id=item.id, namespace=namespace)
+
+
 def test_create_inspect_and_list_with_labels(api, unique_name):
     made = schedule(api, labels={"team": unique_name}, env={"A": "1"}, secrets={"TOKEN": "s3cret"}, timeout="5m")
     assert made.schedule == "@hourly" and made.suspend is False and made.concurrency is False
@@ -134,6 +143,7 @@ def test_access_rules_are_those_of_jobs(sandbox, api, read_api):
     assert org.owner.type == "org" and org.owner.name == "alice-lab"
 
 
+@pytest.mark.filterwarnings("ignore:.*is experimental:UserWarning")
 def test_scheduled_uv_job(api):
     made = api.create_scheduled_uv_job("python", script_args=["-c", "print('uv ran')"], schedule="@daily",
                                        suspend=True, namespace=NS)
@@ -157,6 +167,29 @@ def test_an_every_minute_schedule_fires_runs_through_the_scheduler(tmp_path):
         last = api.inspect_scheduled_job(scheduled_job_id=every.id, namespace=NS).status.last_job
         assert last.id in {run.id for run in runs_of(api, every.id)}
         assert runs_of(api, paused.id) == []  # suspended: never fired while the other fired twice
+
+
+def test_a_run_still_going_makes_the_scheduler_skip_unless_concurrency_is_on():
+    with Sandbox(schedule_time_scale=60) as sb:
+        api = HfApi(endpoint=sb.endpoint, token=sb.token)
+        slow = ["python", "-c", "import time; time.sleep(120)"]
+        single = api.create_scheduled_job(image=IMAGE, command=slow, schedule="* * * * *", namespace=NS)
+        multi = api.create_scheduled_job(image=IMAGE, command=slow, schedule="* * * * *", concurrency=True,
+                                         namespace=NS)
+        try:
+            poll(lambda: runs_of(api, single.id), "the first run")
+            first_next = api.inspect_scheduled_job(scheduled_job_id=single.id, namespace=NS).status.next_job_run_at
+
+            def three_more_minutes() -> bool:
+                info = api.inspect_scheduled_job(scheduled_job_id=single.id, namespace=NS)
+                return (info.status.next_job_run_at - first_next).total_seconds() >= 180
+
+            poll(three_more_minutes, "three more fire times passed")
+            assert len(runs_of(api, single.id)) == 1  # its run still goes: those fire times were skipped
+            poll(lambda: len(runs_of(api, multi.id)) >= 3, "overlapping runs of the concurrent one")
+        finally:
+            for job in api.list_jobs(namespace=NS):
+                api.cancel_job(job_id=job.id, namespace=NS)
 
 
 def test_scheduled_jobs_survive_a_restart_and_the_scheduler_stops_with_the_sandbox(tmp_path):

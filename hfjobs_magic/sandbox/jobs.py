@@ -163,13 +163,15 @@ class JobManager:
             job = Job(id=job_id, seq=self._seq, namespace=namespace, owner_type=owner_type, initiator=initiator,
                       secret_names=sorted(secrets), created_at=utc_now_iso(), **spec)  # type: ignore[arg-type]
             self._jobs[job_id] = job
+            if held := self.held():
+                job.message = HELD_MESSAGE  # queued from the start: a client polling at once sees why
             (self.root / job_id).mkdir()
             self._save(job)
             run = JobRun(job, secrets, LogBook(self._log_path(job)))
             run.thread = threading.Thread(target=self._run, args=(run,), name=f"hfjob-{job_id}", daemon=True)
             self._runs[job_id] = run
         run.thread.start()
-        if not self.held():
+        if not held:
             run.started.wait(START_WAIT_S)
         return job
 
@@ -305,7 +307,7 @@ class JobManager:
 
     def _hold(self, run: JobRun) -> None:
         """Stay in SCHEDULING while the hold knob is set, as a job waits in the Hub's queue."""
-        if self.held():
+        if self.held() and run.job.message != HELD_MESSAGE:
             self._update(run.job, message=HELD_MESSAGE)
         while self.held() and not run.stop_request:
             time.sleep(POLL_S)
