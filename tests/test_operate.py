@@ -53,8 +53,8 @@ def test_a_busy_job_leaves_its_metrics_in_the_record(sandbox, tmp_path):
     cell = f"%%hfjob {QUIET}\nimport time\nend = time.time() + 6\nwhile time.time() < end:\n    sum(range(10_000))"
     nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
-    metrics = final_record(nb.cells[1])["metrics"]  # cpu_pct is of the flavor's 2 vCPUs: one busy core is 50
-    assert metrics["peak"]["cpu_pct"] > 20 and metrics["memory_bytes"] > 1_000_000
+    metrics = final_record(nb.cells[1])["metrics"]  # of the flavor's 2 vCPUs; an idle job shows ~0
+    assert metrics["peak"]["cpu_pct"] > 5 and metrics["memory_bytes"] > 1_000_000
     assert metrics["memory_total_bytes"] >= metrics["memory_bytes"]
     assert "gpu_util_pct" not in metrics and "idle_gpu_s" not in metrics  # cpu-basic has no GPU
     assert "[hfjob] metrics: CPU" in text_of(nb.cells[1])

@@ -204,6 +204,7 @@ class Runner:
                     break
         except KeyboardInterrupt:
             watch.stop()
+            text.end_line()
             self._interrupted(record)
             raise
         self._raise_if_failed(record, allow_no_push=request is None or request.spec.allow_no_push)

@@ -146,6 +146,14 @@ class TextView:
         for level, text in push_states(record):
             self._say(f"[hfjob] push {text}" if level != "warn" else f"[hfjob] WARNING: push {text}")
 
+    def end_line(self) -> None:
+        """Finish the open log line, e.g. before someone else prints (an interrupt)."""
+        self._show_bar(force=True)
+        if self._open:
+            self.out.write("\n")
+            self._open = False
+        self.out.flush()
+
     def _say(self, text: str) -> None:
         self._show_bar(force=True)
         self.out.write(("\n" if self._open else "") + text + "\n")
