@@ -131,3 +131,29 @@ def test_schedule_needs_consent_and_a_valid_expression(sandbox, tmp_path):
     assert "HfJobCheckError" in text_of(nb.cells[2]) and "(schedule)" in text_of(nb.cells[2])
     assert "[FAIL] schedule: unknown schedule '@nightly'" in text_of(nb.cells[3])
     assert HfApi(endpoint=sandbox.endpoint, token=sandbox.token).list_scheduled_jobs(namespace=sandbox.user) == []
+
+
+def test_a_cancel_if_idle_that_is_refused_is_said_not_retried(sandbox):
+    from hfjobs_magic.jobs.guards import Guards
+    from hfjobs_magic.jobs.record import JobRecord
+    from hfjobs_magic.jobs.watch import JobWatch, apply_job_info
+    from hfjobs_magic.remote.hub import HubClient, Submission
+
+    sandbox.faults.set(gpu_utilization=0)
+    owner = HubClient(sandbox.endpoint, sandbox.token)
+    script = "# /// script\n# requires-python = '>=3.10'\n# dependencies = []\n# ///\nimport time\ntime.sleep(120)\n"
+    info = owner.submit(Submission(namespace=sandbox.user, script=script, image="uv", flavor="t4-small",
+                                   timeout_seconds=300, env={}, secrets={}, labels={"test": "idle"}))
+    record = JobRecord(id=info.id, namespace=sandbox.user, url=info.url, flavor="t4-small")
+    apply_job_info(record, info)
+    seen: list = []
+    reader = HubClient(sandbox.endpoint, sandbox.read_token)  # may follow the job, may not cancel it
+    watch = JobWatch(reader, record, seen.append, guards=Guards(cancel_if_idle_s=1)).start()
+    try:
+        notice = poll(lambda: next((n["text"] for u in list(seen) for n in u.record["notices"]
+                                    if "could not cancel" in n["text"]), None), "the refused cancel said")
+        assert "403" in notice and "cancel it yourself" in notice, notice
+    finally:
+        owner.cancel(info.id, sandbox.user)
+    assert watch.join(timeout=60)
+    assert record.stage == "CANCELED" and "GPU was idle" not in (record.message or "")

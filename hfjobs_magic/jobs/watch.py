@@ -19,7 +19,7 @@ from typing import Any
 from hfjobs_magic.jobs.guards import Guards, idle_cancel_reason, is_gpu_flavor, notices
 from hfjobs_magic.jobs.metrics import MetricsReader, MetricsState
 from hfjobs_magic.jobs.progress import ProgressFolder, merge
-from hfjobs_magic.jobs.record import JobRecord, PushTarget
+from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
@@ -130,6 +130,7 @@ class JobWatch:
         self._metrics_reader = MetricsReader(client, record.id, record.namespace, self.metrics, self.stop_event) \
             if follow_logs else None
         self._metrics_seen = 0
+        self._cancel_failed: str | None = None  # why --cancel-if-idle could not cancel, shown as a notice
         self._gpu = is_gpu_flavor(record.flavor, client.known_hardware())
         self.error: BaseException | None = None
         self._leftover: list[str] = []
@@ -211,6 +212,8 @@ class JobWatch:
             self._metrics_seen = self.metrics.version
             self.record.metrics = self.metrics.as_json()
         found = notices(self.record, self.guards, self._gpu)
+        if self._cancel_failed and not self.record.final:
+            found[IDLE_NOTICE] = self._cancel_failed
         changed |= found != self.record.notices
         self.record.notices = found
         reason = idle_cancel_reason(self.record, self.guards.cancel_if_idle_s) if self._gpu else None
@@ -220,7 +223,8 @@ class JobWatch:
                 self.client.cancel(self.record.id, self.record.namespace)
             except Exception as err:  # say so, and do not try again every second
                 self.record.ended_because, self.guards = None, replace(self.guards, cancel_if_idle_s=None)
-                self.record.message = f"could not cancel the idle job: {str(err).strip()[:200] or type(err).__name__}"
+                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                self._cancel_failed = f"--cancel-if-idle could not cancel the idle job ({detail}): cancel it yourself"
             changed = True
         return changed
 
