@@ -168,7 +168,8 @@ describe('renderCard', () => {
 
   it('survives malformed records without throwing', () => {
     const odd = { push: [{ repo_id: 'a/b', repo_type: 'constructor', commits: [{ oid: 7 }] }], url: 'https://h/j' };
-    for (const data of [null, 42, 'text', [], { push: 'x', log_tail: 'y', stage: 7 }, { push: [null, 3] }, odd]) {
+    const operating = { metrics: { cpu_pct: 3, peak: 'x' }, notices: [null, 4], schedule: { schedule: 7, next_runs: 'x' } };
+    for (const data of [null, 42, 'text', [], { push: 'x', log_tail: 'y', stage: 7 }, { push: [null, 3] }, odd, operating]) {
       expect(() => renderCard(data)).not.toThrow();
     }
     const card = renderCard({});
