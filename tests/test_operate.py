@@ -37,8 +37,11 @@ def poll(condition: Callable[[], Any], what: str, deadline_s: float = 120.0) -> 
 def test_a_tqdm_bar_is_one_line_and_completed_comes_after_the_last_line(sandbox, tmp_path):
     cell = (f"%%hfjob {QUIET}\nimport time\nfrom tqdm import tqdm\nprint('before the bar')\n"
             "for i in tqdm(range(400), mininterval=0):\n    time.sleep(0.002)\nprint('after the bar')")
-    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    last_job = "import json, os\njob = json.loads(open(os.environ['HFJOB_HISTORY']).read().splitlines()[-1])['id']"
+    nb, err = execute([LOAD, cell, last_job, "%hfjob_logs $job"], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
+    logs = text_of(nb.cells[3]).splitlines()
+    assert len([line for line in logs if bar_of(line)]) <= 2 and logs[-1] == "after the bar", logs
     record = final_record(nb.cells[1])
     bars = [line for line in record["log_tail"] if bar_of(line)]
     assert 1 <= len(bars) <= 2, record["log_tail"]
