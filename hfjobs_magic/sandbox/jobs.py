@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hfjobs_magic.sandbox.joblog import LineSplitter, LogBook, utc_now_iso
+from hfjobs_magic.sandbox.volumes import Volumes
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Job:
     workdir: str | None = None
     pid: int | None = None  # with pid_start, lets a restarted sandbox kill what a crashed one left
     pid_start: str | None = None
+    volumes: list[dict] = field(default_factory=list)  # as `volumes.parse_volumes` normalised them
 
     def to_api(self) -> dict:
         """The job as the Hub's JSON shapes it; secrets masked, never their values."""
@@ -96,6 +98,7 @@ class Job:
             "flavor": self.flavor,
             "labels": self.labels,
             "timeoutSeconds": self.timeout,
+            **({"volumes": self.volumes} if self.volumes else {}),
             "status": {"stage": self.stage, "message": self.message},
             "owner": _account(self.owner_type, self.namespace),
             "initiator": _account("user", self.initiator),
@@ -145,6 +148,7 @@ class JobManager:
         self.grace_seconds = 5.0  # between SIGTERM and SIGKILL on timeout or cancel
         self.page_size = 50  # jobs per page of `GET /api/jobs/{ns}`
         self.default_timeout = DEFAULT_TIMEOUT_S
+        self.volumes: Volumes | None = None  # set by `Sandbox`: mounts the volumes of jobs that have some
         self.held: Callable[[], bool] = lambda: False  # the hold_scheduling fault knob, wired by Sandbox
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
@@ -270,6 +274,8 @@ class JobManager:
                 run.book.append(lost_files_report(tmp / "work"))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if job.volumes and self.volumes is not None:
+                    self.volumes.release(job.id)
         except Exception:  # a sandbox bug must not leave the job RUNNING forever
             log.exception("job %s", job.id)
         self._update(job, stage=stage, message=message, finished_at=utc_now_iso())
@@ -292,6 +298,8 @@ class JobManager:
         argv = [*job.command, *job.arguments]
         env = job_environment(job, run.secrets, tmp / "home", self.endpoint)
         try:
+            if job.volumes and self.volumes is not None:
+                argv = self.volumes.command(job.id, job.volumes, tmp / "work", argv)
             run.proc = subprocess.Popen(argv, cwd=tmp / "work", env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except (OSError, ValueError) as err:
@@ -378,7 +386,6 @@ def job_environment(job: Job, secrets: dict[str, str], home: Path, endpoint: str
         UV_CACHE_DIR=_host_uv_cache(),  # a cache, shared so jobs need not download again
         XDG_CONFIG_HOME=os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config"),  # uv/pip config
         UV_PYTHON_DOWNLOADS="never",
-        HF_HUB_DISABLE_XET="1",  # the sandbox stores uploads itself; it has no Xet storage
         PYTHONUNBUFFERED="1",
         JOB_ID=job.id,
     )

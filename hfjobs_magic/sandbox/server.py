@@ -15,12 +15,15 @@ import uvicorn
 
 from hfjobs_magic.sandbox.accounts import DEFAULT_ORGS, DEFAULT_READ_ORGS, DEFAULT_USER, OTHER_USER, Accounts
 from hfjobs_magic.sandbox.app import build_app
+from hfjobs_magic.sandbox.buckets import BucketStore
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
 from hfjobs_magic.sandbox.schedules import ScheduleStore
 from hfjobs_magic.sandbox.state import SandboxState
 from hfjobs_magic.sandbox.tokens import exposure_problem, stored_tokens
+from hfjobs_magic.sandbox.volumes import Volumes
+from hfjobs_magic.sandbox.xet import XetStore
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -33,8 +36,8 @@ class Sandbox:
     Without `data_dir`, repos live in a temporary folder removed on exit; with
     one, they survive a restart. Tokens not given are random and kept in the
     data dir (`tokens.stored_tokens`); a `host` beyond loopback needs a `token`.
-    `schedule_time_scale` > 1 runs the scheduler's clock that much faster
-    (tests only: at 60, `* * * * *` fires every second).
+    `schedule_time_scale` > 1 runs the scheduler's clock that much faster (tests only: at
+    60, `* * * * *` fires every second).
     """
 
     def __init__(
@@ -60,13 +63,18 @@ class Sandbox:
         kept = stored_tokens(self.data_dir)
         accounts = Accounts(token=token or kept["token"], read_token=read_token or kept["read_token"],
                             other_token=kept["other_token"], user=user, orgs=list(orgs), read_orgs=list(read_orgs))
+        repos, buckets = RepoStore(self.data_dir / "repos"), BucketStore(self.data_dir / "buckets")
         self.state = SandboxState(
             data_dir=self.data_dir,
             accounts=accounts,
-            repos=RepoStore(self.data_dir / "repos"),
+            repos=repos,
             jobs=(jobs := JobManager(self.data_dir / "jobs")),
+            buckets=buckets,
+            volumes=Volumes(self.data_dir / "volumes", buckets, repos),
+            xet=XetStore(self.data_dir / "xet"),
             schedules=ScheduleStore(self.data_dir / "scheduled-jobs", jobs, schedule_time_scale),
         )
+        self.state.jobs.volumes = self.state.volumes
         self.state.jobs.held = lambda: self.state.faults.plan.hold_scheduling
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))
