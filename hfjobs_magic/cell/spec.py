@@ -82,6 +82,12 @@ _DECLARATIONS: list[Any] = [
     argument("--card", action="store_true", default=None, help="write a card describing the job to the --push repo"),
     argument("--allow-no-push", action="store_true", default=None,
              help="accept that nothing is pushed: the results are lost when the job ends"),
+    argument_group("operating"),
+    argument("--schedule", metavar="CRON",
+             help="make the cell a scheduled job instead of running it now: @hourly, @daily, @weekly, @monthly, "
+                  "@yearly or five cron fields (UTC), e.g. '0 3 * * *'"),
+    argument("--cancel-if-idle", metavar="DURATION",
+             help="on a GPU flavor, cancel the job once its GPU has been idle (under 5 %%) this long, e.g. 15m"),
     argument_group("submission"),
     argument("--yes", action="store_true", default=None, help="submit as soon as every check passes, no click"),
     argument("--detach", action="store_true", default=None, help="return right after submission; do not follow"),
@@ -208,6 +214,8 @@ class JobSpec:
     yes: bool = False
     detach: bool = False
     dry_run: bool = False
+    schedule: str | None = None
+    cancel_if_idle_s: int | None = None
 
     @property
     def push_kind(self) -> str | None:
@@ -357,6 +365,9 @@ def build_spec(ns: argparse.Namespace, defaults: Defaults | None = None) -> JobS
         yes=_flag(ns.yes, d.auto_confirm),
         detach=bool(ns.detach),
         dry_run=bool(ns.dry_run),
+        schedule=ns.schedule.strip() if ns.schedule and ns.schedule.strip() else None,
+        cancel_if_idle_s=None if ns.cancel_if_idle is None else parse_timeout(ns.cancel_if_idle,
+                                                                              flag="--cancel-if-idle"),
     )
     _check_rules(spec, ns)
     return spec
@@ -434,6 +445,11 @@ def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
     _check_bucket_rules(spec, ns)
     if spec.card and not spec.push:
         raise UsageError("--card writes a card to the push target: add --push user/repo")
+    if spec.schedule and spec.cancel_if_idle_s:
+        raise UsageError("--cancel-if-idle needs the notebook to follow the job; a --schedule cell's runs are not "
+                         "followed: drop one of them")
+    if spec.schedule and spec.detach:
+        raise UsageError("--schedule already returns at once (nothing runs now): drop --detach")
     if spec.detach and spec.dry_run:
         raise UsageError("--detach and --dry-run conflict: a dry run submits nothing to detach from")
     if spec.python and not _PYTHON_VERSION.match(spec.python):

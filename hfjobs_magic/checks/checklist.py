@@ -380,9 +380,12 @@ CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
 
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
-    """Every check, in the order of CHECK_IDS; the Hub is asked once, in parallel."""
+    """Every check, in the order of CHECK_IDS (then `schedule` for a --schedule cell); the Hub is asked once."""
+    from hfjobs_magic.checks.schedule import check_schedule
+
     facts = collect_facts(ctx)
-    return [_masked(_safely(check_id, check, facts)) for check_id, check in CHECKS]
+    checks = CHECKS + ((("schedule", check_schedule),) if ctx.spec.schedule else ())
+    return [_masked(_safely(check_id, check, facts)) for check_id, check in checks]
 
 
 def _masked(result: CheckResult) -> CheckResult:

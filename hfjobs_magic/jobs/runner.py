@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hfjobs_magic.cell.spec import bucket_parts
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
+from hfjobs_magic.jobs.guards import Guards
 from hfjobs_magic.jobs.history import Entry, History
 from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
 from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from hfjobs_magic.cell.spec import JobSpec
 
 FAILED_TAIL = 20
+SCHEDULED = "SCHEDULED"  # the stage a --schedule cell's record shows: nothing runs now
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class RunSettings:
     auto_confirm: bool = False
     cancel_on_interrupt: bool = False
     log_lines: int = 40
+    idle_gpu_warn_s: float = 600.0
+    queue_wait_warn_s: float = 300.0
+
+    def guards(self, spec: JobSpec | None) -> Guards:
+        return Guards(queue_warn_s=self.queue_wait_warn_s, idle_gpu_warn_s=self.idle_gpu_warn_s,
+                      cancel_if_idle_s=spec.cancel_if_idle_s if spec is not None else None)
 
 
 def consent_given(spec: JobSpec, settings: RunSettings) -> bool:
@@ -171,6 +179,8 @@ class Runner:
                 "Add --yes to the %%hfjob line, set HFJOB_YES=1, or run "
                 "%config HFJobMagics.auto_confirm = True."
             )
+        if request.spec.schedule:
+            return self._schedule_headless(request)
         record = self.submit(request)
         text, display = TextView(), RecordDisplay()
         text.started(record.as_json())
@@ -184,8 +194,9 @@ class Runner:
                     follow_logs: bool = True) -> JobRecord:
         """Follow in this thread (so output lands in this cell and Ctrl-C works) until the job ends."""
         updates: queue.Queue[Update] = queue.Queue()
+        guards = self.settings.guards(request.spec if request else None)
         watch = JobWatch(self.client, record, updates.put, secrets=self._secret_values(request),
-                         follow_logs=follow_logs).start()
+                         follow_logs=follow_logs, guards=guards).start()
         try:
             while True:
                 update = updates.get()
@@ -195,6 +206,7 @@ class Runner:
                     break
         except KeyboardInterrupt:
             watch.stop()
+            text.end_line()
             self._interrupted(record)
             raise
         self._raise_if_failed(record, allow_no_push=request is None or request.spec.allow_no_push)
@@ -230,7 +242,7 @@ class Runner:
         from hfjobs_magic.remote.hardware import usd, worst_case_cost
         from hfjobs_magic.views.widgets import JobWidget
 
-        widget = JobWidget(log_lines=self.settings.log_lines)
+        widget = JobWidget(log_lines=self.settings.log_lines, action="Schedule" if request.spec.schedule else "Submit")
         cost = worst_case_cost(request.spec, self.client)
         widget.show_checks(request.checks, worst_case=usd(cost) if cost is not None else "")
         widget.display()
@@ -245,6 +257,11 @@ class Runner:
 
     def _start_interactive(self, request: JobRequest, widget: Any, display: RecordDisplay) -> None:
         """Submit, then let a watcher thread feed the widget and the notebook's record (the cell has returned)."""
+        if request.spec.schedule:
+            record = self.schedule(request)
+            display.show(record.as_json())
+            widget.scheduled(record.as_json())
+            return
         record = self.submit(request)
         display.show(record.as_json())
         widget.started(record.as_json())
@@ -256,7 +273,8 @@ class Runner:
             widget.update(update)
             display.update(update.record, force=update.final)
 
-        JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing()).start()
+        JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing(),
+                 guards=self.settings.guards(request.spec)).start()
         widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
 
     # -- reattaching ---------------------------------------------------------------------------
@@ -289,7 +307,7 @@ class Runner:
             display.update(update.record, force=update.final)
 
         JobWatch(self.client, record, on_update, secrets=self._secret_values(None),
-                 follow_logs=not record.final).start()
+                 follow_logs=not record.final, guards=self.settings.guards(None)).start()
         if not record.final:
             widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
         return record
@@ -310,6 +328,32 @@ class Runner:
             created=record.as_json()["created_at"], endpoint=self.client.endpoint,
             notebook=request.notebook, cell=request.cell_hash,
         ))
+        return record
+
+    def _schedule_headless(self, request: JobRequest) -> JobRecord:
+        from hfjobs_magic.views.text import TextView
+
+        record = self.schedule(request)
+        RecordDisplay().show(record.as_json())
+        TextView().scheduled(record.as_json())
+        return record
+
+    def schedule(self, request: JobRequest) -> JobRecord:
+        """The cell as a scheduled job: the same script, secrets, flavor and timeout, run on --schedule."""
+        from hfjobs_magic.cell.cron import iso, next_runs
+
+        spec = request.spec
+        with hub_errors(self.client, "the cell was not scheduled"):
+            submission = build_submission(request, self.client)
+        with hub_errors(self.client, "the cell could not be scheduled",
+                        unsure="If the Hub got it anyway, %hfjob_ps --scheduled lists it."):
+            info = self.client.schedule(submission, spec.schedule or "")
+        record = JobRecord(id=info.id, namespace=submission.namespace, url=f"{self.client.endpoint}/jobs/"
+                           f"{submission.namespace}", flavor=spec.flavor, stage=SCHEDULED, created_at=info.created_at,
+                           usd_per_hour=self.client.price_per_hour(spec.flavor), notebook=request.notebook,
+                           cell=request.cell_hash, tail_lines=self.settings.log_lines)
+        record.schedule = {"id": info.id, "schedule": info.schedule or spec.schedule,
+                           "next_runs": [iso(moment) for moment in next_runs(spec.schedule or "", 3)]}
         return record
 
     def _secret_values(self, request: JobRequest | None) -> list[str]:

@@ -20,7 +20,7 @@ from hfjobs_magic.remote import hardware
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-    from huggingface_hub._jobs_api import JobInfo
+    from huggingface_hub._jobs_api import JobInfo, ScheduledJobInfo
 
 SUBMIT_LABEL = "hfjob-submit"
 LABEL_TOOL = "hfjobs-magic"  # every job we start carries it, so %hfjob_ps can find them
@@ -245,6 +245,31 @@ class HubClient:
 
     def list_jobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[JobInfo]:
         return list(self.api.list_jobs(namespace=namespace, labels=labels))
+
+    def metrics(self, job_id: str, namespace: str) -> Iterator[dict[str, Any]]:
+        """The job's metrics events, about one a second, until it ends (the client reconnects meanwhile)."""
+        yield from self.api.fetch_job_metrics(job_id=job_id, namespace=namespace, follow=True)
+
+    # -- scheduled jobs ------------------------------------------------------------------
+    def schedule(self, sub: Submission, schedule: str) -> ScheduledJobInfo:
+        """A scheduled job running the same inline script as `submit` would, on `schedule`."""
+        return self.api.create_scheduled_job(
+            image=sub.image,
+            command=JOB_COMMAND,
+            schedule=schedule,
+            env={**sub.env, SCRIPT_ENV: sub.script},
+            secrets=sub.secrets or None,
+            flavor=sub.flavor,
+            timeout=sub.timeout_seconds,
+            labels=sub.labels,
+            namespace=sub.namespace,
+        )
+
+    def scheduled_jobs(self, namespace: str) -> list[ScheduledJobInfo]:
+        return list(self.api.list_scheduled_jobs(namespace=namespace))
+
+    def unschedule(self, scheduled_job_id: str, namespace: str) -> None:
+        self.api.delete_scheduled_job(scheduled_job_id=scheduled_job_id, namespace=namespace)
 
     # -- repos -----------------------------------------------------------------------
     def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
