@@ -3,14 +3,18 @@
 Off by default. Set through `Sandbox.faults`, through `POST /_sandbox/faults`
 (JSON with the fields of `FaultPlan`), or at start-up with the environment
 variable `HFJOB_SANDBOX_FAULTS`, e.g. `fail_next=2,status=503,delay=0.1`.
-Two knobs shape jobs rather than requests: `gpu_utilization` (a fake GPU in
-every running job's metrics) and `hold_scheduling` (new jobs wait in SCHEDULING).
+`outage` makes the whole server unreachable for a while (every route answers `status`
+and open log streams end, as when the Hub goes down); `drop_logs_every` keeps cutting
+every log stream, as a flaky connection does. Two knobs shape jobs rather than requests:
+`gpu_utilization` (a fake GPU in every running job's metrics) and `hold_scheduling` (new
+jobs wait in SCHEDULING).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, fields
 
 from starlette.responses import JSONResponse
@@ -26,6 +30,8 @@ class FaultPlan:
     path_prefix: str = ""  # only requests whose path starts with this count
     after_handling: bool = False  # run the request, then lose its answer (a lost response)
     drop_logs_after: int = 0  # end the next log stream after N events (0 = never)
+    drop_logs_every: int = 0  # end every log stream N events past the log's length when it opened (0 = never)
+    outage: float = 0.0  # for this many seconds from when it is set, every route answers `status`
     delay: float = 0.0  # seconds added before every answer
     gpu_utilization: int = -1  # 0-100: every running job reports one 24 GB GPU at this %; -1 = off
     hold_scheduling: bool = False  # new jobs stay SCHEDULING (queued) until this is cleared
@@ -38,6 +44,7 @@ class Faults:
         self._lock = threading.Lock()
         self.plan = FaultPlan()
         self.injected = 0  # how many requests got a fault answer, for tests to assert on
+        self._outage_ends = 0.0  # monotonic time the current outage ends
 
     def set(self, **changes: object) -> FaultPlan:
         names = {f.name for f in fields(FaultPlan)}
@@ -50,11 +57,21 @@ class Faults:
                 raise ValueError("gpu_utilization must be 0-100, or -1 for no GPU")
             for key, value in typed.items():
                 setattr(self.plan, key, value)
+            if "outage" in typed:
+                self._outage_ends = time.monotonic() + self.plan.outage
             return FaultPlan(**vars(self.plan))
 
     def clear(self) -> None:
         with self._lock:
             self.plan = FaultPlan()
+            self._outage_ends = 0.0
+
+    def in_outage(self) -> bool:
+        """True while an outage lasts; when it is over, the plan says so again (outage 0)."""
+        with self._lock:
+            if self.plan.outage and time.monotonic() >= self._outage_ends:
+                self.plan.outage = 0.0
+            return bool(self.plan.outage)
 
     def fail_next(self, n: int, status: int = 503, path_prefix: str = "", after_handling: bool = False) -> None:
         self.set(fail_next=n, status=status, path_prefix=path_prefix, after_handling=after_handling)
@@ -67,6 +84,10 @@ class Faults:
 
     def take_failure(self, path: str) -> tuple[int, bool] | None:
         """Consume one injected failure for `path`: (status, after_handling) or None."""
+        if self.in_outage():
+            with self._lock:
+                self.injected += 1
+                return self.plan.status, False
         with self._lock:
             plan = self.plan
             if plan.fail_next <= 0 or not path.startswith(plan.path_prefix):
@@ -75,10 +96,12 @@ class Faults:
             self.injected += 1
             return plan.status, plan.after_handling
 
-    def take_log_drop(self) -> int:
-        """How many events the next log stream may send before it is cut (0 = no cut)."""
+    def take_log_drop(self, available: int) -> int:
+        """How many events a log stream opened with `available` events to replay may send (0 = no cut)."""
         with self._lock:
             n, self.plan.drop_logs_after = self.plan.drop_logs_after, 0
+            if not n and self.plan.drop_logs_every:
+                n = available + self.plan.drop_logs_every
             if n:
                 self.injected += 1
             return n

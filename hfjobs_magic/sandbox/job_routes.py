@@ -8,7 +8,7 @@ as SSE, and the hardware table. Endpoints check rights, parse, and hand off to
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -114,19 +114,22 @@ async def job_logs(request: Request) -> StreamingResponse:
     tail = _int_param(request, "tail")
     book = await run_in_threadpool(_jobs(request).book, job)
     start = max(0, len(book.events) - tail) if tail is not None else 0
-    drop_after = request.app.state.sandbox.faults.take_log_drop()
+    faults = request.app.state.sandbox.faults
+    drop_after = faults.take_log_drop(len(book.events) - start)
     stop = start + drop_after if drop_after else None
-    return StreamingResponse(sse_events(book, start, stop), media_type="text/event-stream", headers=SSE_HEADERS)
+    events = sse_events(book, start, stop, cut=faults.in_outage)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def sse_events(book: LogBook, start: int, stop: int | None) -> AsyncIterator[bytes]:
+async def sse_events(book: LogBook, start: int, stop: int | None,
+                     cut: Callable[[], bool] = lambda: False) -> AsyncIterator[bytes]:
     """Send events `start..stop` in large writes, waiting for new ones while the job runs.
 
     The stream ends only once the log is closed, which happens after the job's
-    final stage is recorded; `stop` (an injected fault) cuts it early.
+    final stage is recorded; `stop` or `cut()` (injected faults) end it early.
     """
     sent = start
-    while True:
+    while not cut():
         closed = book.closed  # read before the length: a closed log gets no more events
         end = len(book.events) if stop is None else min(len(book.events), stop)
         if end > sent:
