@@ -11,6 +11,7 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
 
 _END = object()  # the log reader is done
+CATCH_UP_LINES = 50  # the log's last lines compared with ours once a followed stream ends
 # The --outputs wrapper's progress lines (hfjobs_magic/cell/persist.py writes them).
 PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^)]*)\) to (?P<where>.+?)"
                          r"(?:@(?P<ref>[0-9a-f]{7,40}))?$")
@@ -61,7 +63,7 @@ class LogReader(threading.Thread):
         self.client, self.job_id, self.namespace = client, job_id, namespace
         self.out, self.stop_event, self.follow = out, stop, follow
         self.received = 0
-        self.last_line: str | None = None
+        self.recent: deque[str] = deque(maxlen=CATCH_UP_LINES)  # the last lines received, to compare at the end
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -90,17 +92,28 @@ class LogReader(threading.Thread):
             if index < skip:
                 continue
             self.received += 1
-            self.last_line = line
+            self.recent.append(line)
             self.out.put(line)
 
     def _catch_up(self) -> None:
         """The client ends a cleanly closed stream once the job is final, even when it closed early.
 
-        One cheap look at the last line tells whether we have everything; if not, replay the rest.
+        One cheap look at the log's last lines tells whether we have everything; if not, or if ours
+        repeat themselves (blank or identical lines, where a cut cannot be told from the end), replay the rest.
         """
-        last = list(self.client.logs(self.job_id, self.namespace, follow=False, tail=1))
-        if last and last[-1] != self.last_line:
+        theirs = list(self.client.logs(self.job_id, self.namespace, follow=False, tail=CATCH_UP_LINES + 1))
+        if len(theirs) <= CATCH_UP_LINES:  # the whole log: its length says it
+            complete = len(theirs) == self.received
+        else:
+            ours = list(self.recent)
+            complete = len(ours) == CATCH_UP_LINES and theirs[1:] == ours and not repeats(ours)
+        if not complete:
             self._read_once(follow=False)
+
+
+def repeats(lines: list[str]) -> bool:
+    """True when `lines` has a period shorter than itself: the same lines could end the log further on."""
+    return any(lines[shift:] == lines[:-shift] for shift in range(1, len(lines)))
 
 
 class JobWatch:
