@@ -268,3 +268,36 @@ def test_a_cut_stream_of_a_finished_job_ending_in_identical_lines_is_caught_up(f
     assert fresh_sandbox.faults.injected == 1
     assert lines_of(updates).count("tick") == 30
     assert_record_matches_the_log(record.as_json(), fresh_sandbox)
+
+
+def test_a_failed_last_push_check_never_says_the_results_are_lost(fresh_sandbox, tmp_path):
+    """In process: a check found nothing yet, then the results land, then the storage stops answering (403,
+    so no retry hides it). The record must say "not verified", never "nothing was pushed"."""
+    import queue
+
+    from huggingface_hub import HfApi
+
+    from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
+    from hfjobs_magic.jobs.watch import JobWatch, Pacing, apply_job_info
+    from hfjobs_magic.remote.hub import HubClient
+    from tests.test_watch import submit
+
+    sb, stop, repo = fresh_sandbox, tmp_path / "stop", "alice/faults-late-push"
+    api = HfApi(endpoint=sb.endpoint, token=sb.token)
+    api.create_repo(repo, repo_type="dataset")
+    client = HubClient(sb.endpoint, sb.token)
+    info = submit(client, f"import os, time\nwhile not os.path.exists({str(stop)!r}):\n    time.sleep(0.05)")
+    record = JobRecord(id=info.id, namespace=sb.user, url=info.url, flavor="cpu-basic", usd_per_hour=0.01,
+                       push=[PushTarget(repo, "dataset")])
+    apply_job_info(record, info)
+    watch = JobWatch(client, record, queue.Queue().put, pacing=Pacing(push_every=0.2)).start()
+    try:
+        wait_for(lambda: record.push[0].checked, "a first push check, finding nothing")
+        api.upload_file(path_or_fileobj=b"results", path_in_repo="r.txt", repo_id=repo, repo_type="dataset")
+        sb.faults.fail_next(10_000, status=403, path_prefix=f"/api/datasets/{repo}/commits")
+    finally:
+        stop.touch()
+    assert watch.join(timeout=DEADLINE_S)
+    final = record.as_json()
+    assert final["stage"] == "COMPLETED" and final["push"][0]["check_error"], final["push"]
+    assert unpushed(final) == [], "an unanswered check is no proof that nothing landed"

@@ -29,11 +29,15 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def unpushed(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The declared targets that, by the storage's own answer, received nothing from a COMPLETED job."""
+    """The declared targets that, by the storage's own answer, received nothing from a COMPLETED job.
+
+    A target whose last check got no answer (`check_error`) is not among them: an earlier answer is stale.
+    """
     if record.get("stage") != "COMPLETED":
         return []
     targets = record.get("push") or []
-    return [t for t in targets if t.get("declared", True) and t.get("checked") and not t.get("commits")]
+    return [t for t in targets
+            if t.get("declared", True) and t.get("checked") and not t.get("check_error") and not t.get("commits")]
 
 
 @dataclass
