@@ -26,6 +26,7 @@ from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
 
 _END = object()  # the log reader is done
+NO_ANSWER = "no answer from the Hub"  # the record's message while the Hub does not answer
 CATCH_UP_LINES = 50  # the log's last lines compared with ours once a followed stream ends
 # The --outputs wrapper's progress lines (hfjobs_magic/cell/persist.py writes them).
 PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^)]*)\) to (?P<where>.+?)"
@@ -289,8 +290,9 @@ class JobWatch:
             info = self.client.inspect(self.record.id, self.record.namespace)
         except Exception as err:
             if is_transient(err):  # say so: a silent view during an outage looks like a hung job
-                reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-                self.record.message = f"no answer from the Hub ({reason}); still trying"
+                if not (self.record.message or "").startswith(NO_ANSWER):  # once per outage, whatever it answers
+                    reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+                    self.record.message = f"{NO_ANSWER} ({reason}); still trying"
                 return False
             raise
         before = self.record.stage
