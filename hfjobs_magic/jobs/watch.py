@@ -26,12 +26,12 @@ from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
 
 _END = object()  # the log reader is done
-NO_ANSWER = "no answer from the Hub"  # the record's message while the Hub does not answer
-CATCH_UP_LINES = 50  # the log's last lines compared with ours once a followed stream ends
 # The --outputs wrapper's progress lines (hfjobs_magic/cell/persist.py writes them).
 PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^)]*)\) to (?P<where>.+?)"
                          r"(?:@(?P<ref>[0-9a-f]{7,40}))?$")
 FAILED_LINE = re.compile(r"^\[hfjob\] push to (?P<where>.+?) FAILED: (?P<error>.*)$")
+NO_ANSWER = "no answer from the Hub"  # the record's message while the Hub does not answer
+CATCH_UP_LINES = 50  # the log's last lines compared with ours once a followed stream ends
 
 
 @dataclass(frozen=True)
