@@ -205,7 +205,10 @@ def test_attach_after_a_kernel_restart_follows_to_the_end(fresh_sandbox, tmp_pat
         with driving(stop, act) as acting:
             kernel.run(attach)
         acting.result()
+        sb.faults.drop_logs_after(7)  # the ended job's log, replayed again, is cut short
+        again = kernel.run(kernel.add(f"%hfjob_attach {job_id}"))
     assert "survived False" in text_of(fresh), "the kernel must really have restarted"
+    assert sb.faults.injected == 1 and assert_complete(text_of(again)) == numbered(text_of(attach))
     out = text_of(attach)
     assert out.index("is RUNNING") < out.index("line-end")
     assert_complete(out, at_least=5)

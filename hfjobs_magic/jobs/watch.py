@@ -73,7 +73,7 @@ class LogReader(threading.Thread):
             while not self.stop_event.is_set():
                 try:
                     self._read_once(follow=self.follow)
-                    if self.follow and not self.stop_event.is_set():
+                    if not self.stop_event.is_set():  # followed or replayed, the stream may have been cut short
                         self._catch_up()
                     return
                 except Exception as err:
@@ -97,7 +97,8 @@ class LogReader(threading.Thread):
             self.out.put(line)
 
     def _catch_up(self) -> None:
-        """The client ends a cleanly closed stream once the job is final, even when it closed early.
+        """The client ends a cleanly closed stream once the job is final, even when it closed early (and a
+        replay, without follow, after one try).
 
         One cheap look at the log's last lines tells whether we have everything; if not, or if ours
         repeat themselves (blank or identical lines, where a cut cannot be told from the end), replay the rest.
