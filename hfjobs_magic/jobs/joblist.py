@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from IPython.core.error import UsageError
 
 from hfjobs_magic.jobs.history import History
 from hfjobs_magic.jobs.progress import REPLACE, ProgressFolder
+from hfjobs_magic.jobs.watch import CATCH_UP_LINES, log_complete
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote.hub import LABEL_TOOL, HubClient, hub_errors
 
@@ -81,14 +83,28 @@ def print_logs(client: HubClient, history: History, job: str, tail: int | None, 
     ref = resolve(client, history, job, namespace)
     masker, folder = SecretMasker([client.token or ""]), ProgressFolder()
     held: str | None = None  # the last line, printed once we know no progress update replaces it
-    with about_job(client, ref, "cannot read the logs of"):
-        for line in client.logs(ref.id, ref.namespace, follow=False, tail=tail):
+    lines = whole_log(client, ref) if tail is None else client.logs(ref.id, ref.namespace, follow=False, tail=tail)
+    with about_job(client, ref, "cannot read the logs of"):  # the lines are read here, so failures are said here
+        for line in lines:
             for shown in folder.fold([masker.mask(line)]):
                 if held is not None and not shown.startswith(REPLACE):
                     print(held)
                 held = shown.removeprefix(REPLACE)
     if held is not None:
         print(held)
+
+
+def whole_log(client: HubClient, ref: JobRef, tries: int = 3) -> Iterator[str]:
+    """The job's log from its start: without follow the client tries once, so a stream cut short is resumed."""
+    received, recent = 0, deque(maxlen=CATCH_UP_LINES)
+    for _ in range(tries):
+        for index, line in enumerate(client.logs(ref.id, ref.namespace, follow=False)):
+            if index >= received:
+                received += 1
+                recent.append(line)
+                yield line
+        if log_complete(client, ref.id, ref.namespace, received, recent):
+            return
 
 
 def cancel(client: HubClient, history: History, job: str, namespace: str | None) -> Any:

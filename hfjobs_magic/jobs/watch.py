@@ -103,14 +103,17 @@ class LogReader(threading.Thread):
         One cheap look at the log's last lines tells whether we have everything; if not, or if ours
         repeat themselves (blank or identical lines, where a cut cannot be told from the end), replay the rest.
         """
-        theirs = list(self.client.logs(self.job_id, self.namespace, follow=False, tail=CATCH_UP_LINES + 1))
-        if len(theirs) <= CATCH_UP_LINES:  # the whole log: its length says it
-            complete = len(theirs) == self.received
-        else:
-            ours = list(self.recent)
-            complete = len(ours) == CATCH_UP_LINES and theirs[1:] == ours and not repeats(ours)
-        if not complete:
+        if not log_complete(self.client, self.job_id, self.namespace, self.received, self.recent):
             self._read_once(follow=False)
+
+
+def log_complete(client: HubClient, job_id: str, namespace: str, received: int, recent: deque[str]) -> bool:
+    """Whether `received` lines from the log's start, the last of them `recent`, are the ended job's whole log."""
+    theirs = list(client.logs(job_id, namespace, follow=False, tail=CATCH_UP_LINES + 1))
+    if len(theirs) <= CATCH_UP_LINES:  # the whole log: its length says it
+        return len(theirs) == received
+    ours = list(recent)[-CATCH_UP_LINES:]
+    return len(ours) == CATCH_UP_LINES and theirs[1:] == ours and not repeats(ours)
 
 
 def repeats(lines: list[str]) -> bool:
