@@ -239,7 +239,7 @@ def test_ten_detached_cells_at_once_each_keep_their_own_log(fresh_sandbox, tmp_p
     for k, cell in enumerate(nb.cells[1:11]):
         printed = [line for line in text_of(cell).splitlines() if line.startswith("job")]
         assert printed == [f"job{k}-{i}" for i in range(20)], text_of(cell)
-    rows = [line for line in text_of(nb.cells[11]).splitlines() if line.split()[0] in ids]
+    rows = [line for line in text_of(nb.cells[11]).splitlines() if line.partition(" ")[0] in ids]
     assert len(rows) == 10 and all(" COMPLETED " in row for row in rows), rows
     assert len({row.split()[-1] for row in rows}) == 10, "each job names its own cell"
 
@@ -302,11 +302,12 @@ def test_a_failed_last_push_check_never_says_the_results_are_lost(fresh_sandbox,
     watch = JobWatch(client, record, queue.Queue().put, pacing=Pacing(push_every=0.2)).start()
     try:
         wait_for(lambda: record.push[0].checked, "a first push check, finding nothing")
-        api.upload_file(path_or_fileobj=b"results", path_in_repo="r.txt", repo_id=repo, repo_type="dataset")
         sb.faults.fail_next(10_000, status=403, path_prefix=f"/api/datasets/{repo}/commits")
+        api.upload_file(path_or_fileobj=b"results", path_in_repo="r.txt", repo_id=repo, repo_type="dataset")
     finally:
         stop.touch()
     assert watch.join(timeout=DEADLINE_S)
     final = record.as_json()
     assert final["stage"] == "COMPLETED" and final["push"][0]["check_error"], final["push"]
+    assert final["push"][0]["checked"] and not final["push"][0]["commits"]  # what the first check saw, now stale
     assert unpushed(final) == [], "an unanswered check is no proof that nothing landed"
