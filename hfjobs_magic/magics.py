@@ -52,6 +52,8 @@ class HFJobMagics(Magics):
     max_cost_usd = Float(None, allow_none=True, help="Refuse jobs whose worst-case cost is above this.").tag(
         config=True)
     log_lines = Int(40, help="How many log lines the live view and the saved record keep.").tag(config=True)
+    carry_max_bytes = Int(1 << 30, help="At most this many bytes of notebook values carried to a job.").tag(
+        config=True)
     history_file = Unicode("", help="Where the local job history lives (default: ~/.local/state).").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -86,6 +88,13 @@ class HFJobMagics(Magics):
         settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
                                cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
         return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings)
+
+    def carrier(self) -> Any:
+        """The names a cell reads -> what travels with it, from this kernel's namespace."""
+        from hfjobs_magic.cell.carry import from_kernel
+
+        files = getattr(getattr(self.shell, "compile", None), "_filename_map", {})
+        return lambda names: from_kernel(names, self.shell.user_ns, cell_files=files, max_bytes=self.carry_max_bytes)
 
     def notebook(self) -> str | None:
         return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
@@ -123,7 +132,7 @@ class HFJobMagics(Magics):
         try:
             spec = build_spec(parse_args(self.hfjob, line), self.defaults())
             script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(),
-                                  first_line=FIRST_LINE)
+                                  first_line=FIRST_LINE, carrier=self.carrier())
         except UsageError as err:  # a value echoed back may be a token typed into a flag
             raise UsageError(hide_token_literals(str(err))) from None
 

@@ -14,13 +14,15 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.inputtransformer2 import TransformerManager
 
+from hfjobs_magic.cell.carry import CELL_FILE, Carry, run_call
 from hfjobs_magic.cell.deps import find_imports, infer_dependencies, merge_dependencies, requirement_name
+from hfjobs_magic.cell.names import undefined_names
 from hfjobs_magic.cell.scan import CellScan, scan
 from hfjobs_magic.cell.spec import TOKEN_SECRET, JobSpec, load_toml
 from hfjobs_magic.cell.wrapping import wrap_body, wrapper_imports
@@ -52,6 +54,11 @@ class JobScript:
     requires_python: str | None
     shell_commands: list[str]
     scan: CellScan  # the one scan of the cell's code: checks, push verification and carry all read it
+    carry: Carry | None = None  # what came from the notebook; None with --no-carry or no carrier
+    free_names: dict[str, int] = field(default_factory=dict)  # read by the cell, bound nowhere in the script
+
+
+Carrier = Callable[[list[str]], Carry]  # the names a cell reads and does not bind -> what travels with it
 
 
 def build_script(
@@ -62,35 +69,46 @@ def build_script(
     notebook: str | None = None,
     epilogue: str = "",
     first_line: int = 1,
+    carrier: Carrier | None = None,
 ) -> JobScript:
     """Turn a cell into a PEP 723 uv script for `spec`.
 
-    With `--outputs`, the cell runs inside the wrapper that pushes the folder (`wrapping`).
-    `epilogue` is code run after the cell; its imports count too. `first_line` is the number
-    of the cell's first line as the user sees it (2 under a `%%hfjob` line), used in the
-    messages about IPython syntax.
+    The cell's code runs compiled under the name `%%hfjob cell` with its notebook line numbers,
+    so a traceback in the job points at the cell. With `--outputs`, it runs inside the wrapper
+    that pushes the folder (`wrapping`). `epilogue` is code run after the cell; its imports count
+    too. `first_line` is the number of the cell's first line as the user sees it (2 under a
+    `%%hfjob` line). `carrier` (unless --no-carry) brings what the cell reads from the notebook.
     """
     _check_size(cell)
-    explicit, code, line_of = split_script_block(cell.replace("\r\n", "\n"), first_line)
+    cell = cell.replace("\r\n", "\n")
+    explicit, code, line_of = split_script_block(cell, first_line)
     converted = to_python(code, line_of)
     future, body = _hoist_future_imports(converted.code)
-    runs = wrap_body(body, spec, notebook=notebook, cell=cell) if spec.outputs else body
+    free = {n: line for n, line in undefined_names(body).items() if n not in spec.vars}
+    carried = carrier(list(free)) if carrier is not None and spec.carry else None
+    run = run_call(CELL_FILE, first_line, to_python(_blank_script_block(cell), line_of).code)
+    runs = wrap_body(run, spec, notebook=notebook, cell=cell) if spec.outputs else run
     added = f"{wrapper_imports(spec)}\n{epilogue}" if spec.outputs else epilogue  # code of ours that imports
-    tree = ast.parse(runs + "\n" + epilogue)
+    carried_text = carried.import_text() if carried else ""
+    tree = ast.parse("\n".join([body, carried_text, added]))
     modules = find_imports(tree)
-    dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(added)), spec)
+    dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(added + "\n" + carried_text)),
+                                             spec)
     metadata_ = _script_metadata(explicit, dependencies, spec)
+    code_tree = ast.parse(body + "\n" + epilogue)
     prologue = render_prologue(
         spec.secret_names,
         shell=bool(converted.shell_commands),
-        ipython=_uses_name(tree, "get_ipython"),
-        display=_uses_name(tree, "display"),
+        ipython=_uses_name(code_tree, "get_ipython"),
+        display=_uses_name(code_tree, "display"),
+        unpickle=bool(carried and any(b.size for b in carried.blocks)),
     )
     sections = [
         render_pep723(metadata_), _header(notebook, spec), future, prologue,
-        render_vars(spec.vars, variables) if variables is not None else render_unknown_vars(spec.vars), runs,
-        epilogue,
+        render_vars(spec.vars, variables) if variables is not None else render_unknown_vars(spec.vars),
+        carried.render() if carried else "", runs, epilogue,
     ]
+    bound = (carried.bound if carried else set()) | _prologue_names(spec, bool(converted.shell_commands))
     return JobScript(
         text="\n\n".join(s.strip("\n") for s in sections if s.strip()) + "\n",
         body=body,
@@ -101,7 +119,23 @@ def build_script(
         requires_python=metadata_.get("requires-python"),
         shell_commands=converted.shell_commands,
         scan=scan(body, _string_values(spec.vars, variables)),
+        carry=carried,
+        free_names={n: line for n, line in free.items() if n not in bound},
     )
+
+
+def _blank_script_block(cell: str) -> str:
+    """The cell with its `# /// script` block as empty lines: line numbers stay, and the script holds one block."""
+    for match in PEP723_REGEX.finditer(cell):
+        if match.group("type") == "script":
+            lines = match.group(0).count("\n")
+            return cell[: match.start()] + "\n" * lines + cell[match.end():]
+    return cell
+
+
+def _prologue_names(spec: JobSpec, shell: bool) -> set[str]:
+    """Modules the prologue imports at the top level, which the cell's code may use as they are."""
+    return ({"os", "sys"} if spec.secret_names else set()) | ({"subprocess", "sys"} if shell else set())
 
 
 def _check_size(cell: str) -> None:
@@ -424,8 +458,9 @@ def _header(notebook: str | None, spec: JobSpec) -> str:
 
 
 def render_prologue(secret_names: Iterable[str], *, shell: bool = False, ipython: bool = False,
-                    display: bool = False) -> str:
-    """Fail fast on a missing secret, and stand in for what notebooks have built in."""
+                    display: bool = False, unpickle: bool = False) -> str:
+    """Fail fast on a missing secret, run notebook code under its cell's name, and stand in for
+    what notebooks have built in."""
     names = list(secret_names)
     imports = [m for m, used in (("os", names), ("subprocess", shell), ("sys", names or shell)) if used]
     lines = [f"import {m}" for m in imports]
@@ -435,11 +470,50 @@ def render_prologue(secret_names: Iterable[str], *, shell: bool = False, ipython
         lines += [f"if not os.environ.get({name!r}):", f"    sys.exit({_missing_secret(name)!r})"]
     if shell:
         lines += ["", "sys.stdout.reconfigure(line_buffering=True)  # keep print() and !cmd output in order"]
+    lines += _RUNNER
+    if unpickle:
+        lines += _UNPICKLE
     if ipython:
         lines += _GET_IPYTHON_STUB
     if display:
         lines += _DISPLAY_SHIM
     return "\n".join(lines)
+
+
+_RUNNER = [
+    "",
+    "",
+    "def _hfjob_run(name, first_line, source):",
+    '    """Run notebook code compiled as its cell, so a traceback shows the cell\'s name, lines and text."""',
+    "    import linecache",
+    "",
+    '    text = "\\n" * (first_line - 1) + source',
+    "    linecache.cache[name] = (len(text), None, text.splitlines(True), name)",
+    '    exec(compile(text, name, "exec", dont_inherit=True), globals())',
+    "",
+    "",
+    "def _hfjob_excepthook(kind, error, tb):",
+    '    """Tracebacks start in the notebook\'s code (this file\'s frames left out), lines from linecache."""',
+    "    import traceback",
+    "",
+    "    inner = tb",
+    "    while inner is not None and inner.tb_frame.f_code.co_filename == __file__:",
+    "        inner = inner.tb_next",
+    "    traceback.print_exception(kind, error, inner or tb)",
+    "",
+    "",
+    "__import__('sys').excepthook = _hfjob_excepthook",
+]
+
+_UNPICKLE = [
+    "",
+    "",
+    "def _hfjob_unpickle(text):",
+    '    """A value carried from the notebook: pickled there, zlib-compressed, base85."""',
+    "    import base64, pickle, zlib",
+    "",
+    "    return pickle.loads(zlib.decompress(base64.b85decode(text)))",
+]
 
 
 def _missing_secret(name: str) -> str:

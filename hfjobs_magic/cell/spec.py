@@ -62,6 +62,9 @@ _DECLARATIONS: list[Any] = [
              help="notebook variables to send to the job, e.g. --vars lr,epochs (plain literal values only)"),
     argument("--no-pin", action="store_true", default=None,
              help="do not pin inferred dependencies to this kernel's versions"),
+    argument("--no-carry", action="store_true", default=None,
+             help="carry nothing from the notebook (by default the imports, functions, classes and values the "
+                  "cell reads from earlier cells travel with it)"),
     argument_group("results"),
     argument("--push", metavar="TARGET",
              help="where results go: a Hub repo id (user/name), s3://bucket/prefix or gs://bucket/prefix"),
@@ -71,6 +74,11 @@ _DECLARATIONS: list[Any] = [
     argument("--card", action="store_true", default=None, help="write a card describing the job to the --push repo"),
     argument("--allow-no-push", action="store_true", default=None,
              help="accept that nothing is pushed: the results are lost when the job ends"),
+    argument("--return", dest="returns", metavar="NAMES",
+             help="variables set in this kernel when the job completes, e.g. --return model_score,counts "
+                  "(signed, through the private bucket NAMESPACE/jobs-artifacts)"),
+    argument("--pull", metavar="DIR",
+             help="after the job, download what it pushed from --outputs into DIR next to the notebook"),
     argument_group("submission"),
     argument("--yes", action="store_true", default=None, help="submit as soon as every check passes, no click"),
     argument("--detach", action="store_true", default=None, help="return right after submission; do not follow"),
@@ -187,6 +195,9 @@ class JobSpec:
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     vars: tuple[str, ...] = ()
+    carry: bool = True
+    returns: tuple[str, ...] = ()
+    pull: str | None = None
     outputs: str | None = None
     sync_every_seconds: int | None = None
     card: bool = False
@@ -255,6 +266,9 @@ def build_spec(ns: argparse.Namespace, defaults: Defaults | None = None) -> JobS
         name=ns.name,
         labels=_pairs("--label", d.labels, ns.label),
         vars=_var_names(ns.vars),
+        carry=not ns.no_carry,
+        returns=_var_names(ns.returns, "--return"),
+        pull=ns.pull,
         outputs=ns.outputs,
         sync_every_seconds=None if sync_every is None else parse_timeout(sync_every, flag="--sync-every"),
         card=bool(ns.card) if not push else _flag(ns.card, d.card),
@@ -319,11 +333,11 @@ def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: 
     return secrets
 
 
-def _var_names(value: str | None) -> tuple[str, ...]:
+def _var_names(value: str | None, flag: str = "--vars") -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     for name in names:
         if not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"--vars {value!r}: {name!r} is not a Python variable name; e.g. --vars lr,epochs")
+            raise UsageError(f"{flag} {value!r}: {name!r} is not a Python variable name; e.g. {flag} lr,epochs")
     return _dedupe(names)
 
 
@@ -335,6 +349,11 @@ def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
         raise UsageError("--outputs needs a place to push them: add --push user/repo (or s3://..., gs://...)")
     if spec.sync_every_seconds and not spec.outputs:
         raise UsageError("--sync-every pushes the --outputs folder: add --outputs DIR")
+    if spec.pull and not spec.outputs:
+        raise UsageError("--pull downloads what --outputs pushed: add --outputs DIR --push TARGET")
+    if spec.returns and spec.detach:
+        raise UsageError("--return sets variables when the job completes, --detach does not wait: keep one of them "
+                         "(or use %hfjob_attach JOB --return NAMES later)")
     if spec.card and not spec.push:
         raise UsageError("--card writes a card to the push target: add --push user/repo")
     if spec.detach and spec.dry_run:

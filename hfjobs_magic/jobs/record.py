@@ -31,6 +31,18 @@ def unpushed(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in targets if t.get("declared", True) and t.get("checked") and not t.get("commits")]
 
 
+def cell_error(tail: list[str]) -> str | None:
+    """"ValueError: boom (%%hfjob cell, line 3)": the exception a job's traceback ended with, and where
+    in the notebook it was raised (the last `File "%%hfjob cell..."` frame), read from its log tail."""
+    frames = [i for i, line in enumerate(tail) if line.lstrip().startswith('File "%%hfjob cell')]
+    if not frames:
+        return None
+    frame = tail[frames[-1]].strip()
+    where = frame[len('File "'):].replace('", line', ", line").split(", in ")[0]
+    after = [line for line in tail[frames[-1] + 1:] if line.strip() and not line.startswith((" ", "\t", "^"))]
+    return f"{after[0].strip()} ({where})" if after else None
+
+
 @dataclass
 class PushTarget:
     """A declared push target. `verified` only ever comes from the storage itself (the watcher asks it);

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hfjobs_magic.jobs.record import JobRecord, PushTarget
+from hfjobs_magic.jobs.record import JobRecord, PushTarget, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
@@ -150,7 +150,14 @@ class JobWatch:
             self.stop_event.set()  # ends the log reader too
             self._verify_pushes()
             lines = self._drain()
+            self._say_cell_error()
             self.on_update(Update(self.record.as_json(), lines, final=True))
+
+    def _say_cell_error(self) -> None:
+        """A failed job's message starts with the error its cell raised and where, as the notebook numbers it."""
+        error = cell_error(self.record.log_tail) if self.record.stage == "ERROR" else None
+        if error and error not in (self.record.message or ""):
+            self.record.message = error + (f"; {self.record.message}" if self.record.message else "")
 
     def _loop(self) -> None:
         p = self.pacing

@@ -1,0 +1,123 @@
+"""The notebook round trip, end to end: notebooks executed by nbclient in a real kernel against a real
+sandbox. A job cell uses what earlier cells defined (carried), tracebacks point at the cells, and
+`hfjob check` / `hfjob export` carry the same from the notebook file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from huggingface_hub import HfApi
+
+from tests.nbrun import execute, final_record, sandbox_env, text_of
+
+LOAD = "%load_ext hfjobs_magic"
+QUIET = "--allow-no-push --timeout 5m --yes"
+HFJOB = str(Path(sys.executable).parent / "hfjob")
+
+SETUP = [
+    "import numpy as np\nimport pandas as pd\nfrom collections import Counter as C\nSCALE = 3",
+    "def helper(x):\n    return inner(x) * SCALE\n\ndef inner(x):\n    return x + 1",
+    "class Model:\n    def predict(self, x):\n        return later(x)",  # later is defined in a cell below
+    "def later(x):\n    return helper(x) * 2",
+    "W = np.arange(4)\ndf = pd.DataFrame({'a': [1, 2]})",
+    "def helper(x):\n    return inner(x) * SCALE * 10",  # redefined: the later definition wins
+]
+USE = "print('R', Model().predict(1), W.sum(), df['a'].sum(), C('aab')['a'], type(np.pi).__name__)"
+
+
+def test_a_job_cell_uses_what_earlier_cells_defined(sandbox, tmp_path):
+    nb, err = execute([LOAD, *SETUP, f"%%hfjob {QUIET}\n{USE}"], sandbox_env(sandbox, tmp_path),
+                      tmp_path / "n.ipynb", timeout=600)
+    assert err is None, err
+    out = text_of(nb.cells[-1])
+    assert "R 120 6 3 2 float" in out  # later(1) = helper(1) * 2 = (1 + 1) * 3 * 10 * 2
+    variables = next(line for line in out.splitlines() if "variables:" in line)
+    # cells are named by execution count; the redefinition (cell 7) is the one carried
+    assert "Model (cell 4)" in variables and "later (cell 5)" in variables and "helper (cell 7)" in variables
+    assert "C, np" in variables and "W (" in variables and "df (" in variables and "SCALE" in variables
+    assert final_record(nb.cells[-1])["stage"] == "COMPLETED"
+
+
+def test_dry_run_shows_each_carried_block_with_its_cell(sandbox, tmp_path):
+    nb, err = execute([LOAD, *SETUP[:2], "%%hfjob --dry-run --allow-no-push\nprint(helper(1))"],
+                      sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    out = text_of(nb.cells[-1])
+    assert "# carried from cell 3: inner" in out and "# carried from cell 3: helper" in out
+    assert "SCALE = 3  # carried" in out and "def helper(x):" in out
+
+
+def test_what_cannot_travel_is_refused_before_submission(sandbox, tmp_path):
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    before = len(list(api.list_jobs(namespace=sandbox.user)))
+    cells = [LOAD, "%config HFJobMagics.carry_max_bytes = 10000",
+             "import threading, numpy as np\nlock = threading.Lock()\nbig = np.zeros(100_000)\n"
+             "square = lambda x: x * x",
+             f"%%hfjob {QUIET}\nwith lock:\n    print(square(big.sum()))"]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "HfJobCheckError", err
+    assert "variables" in err.evalue
+    for fragment in ("lock (_thread.lock)", "big is 781.2 KiB", "carry_max_bytes", "square is a lambda"):
+        assert fragment in err.evalue
+    assert len(list(api.list_jobs(namespace=sandbox.user))) == before
+
+
+def test_a_failing_job_traceback_points_at_the_cells(sandbox, tmp_path):
+    cells = [LOAD, "def deep(n):\n    total = n + 1\n    raise ValueError(f'deep down {total}')",
+             f"%%hfjob {QUIET}\nprint('start')\ndeep(1)"]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "HfJobFailed"
+    assert 'File "%%hfjob cell", line 3, in <module>' in err.evalue and "    deep(1)" in err.evalue
+    assert 'File "%%hfjob cell 2", line 3, in deep' in err.evalue
+    assert "raise ValueError(f'deep down {total}')" in err.evalue and "ValueError: deep down 2" in err.evalue
+    record = final_record(nb.cells[-1])
+    assert "ValueError: deep down 2" in (record["message"] or "")
+    assert any('File "%%hfjob cell", line 3' in line for line in record["log_tail"])
+
+
+# -- without a kernel --------------------------------------------------------------------------------
+
+STATIC = [
+    "import math as m\nfrom collections import Counter as C\nSCALE = 3",
+    "def helper(x):\n    return inner(x) * SCALE\n\ndef inner(x):\n    return m.floor(x) + 1",
+    "class Model:\n    def predict(self, x):\n        return later(x)",
+    "def later(x):\n    return helper(x) * 2",
+    "def helper(x):\n    return inner(x) * SCALE * 10",
+]
+STATIC_JOB = "%%hfjob --no-token --allow-no-push\nprint('R', Model().predict(1.5), C('aab')['a'])"
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_check_and_export_carry_from_the_notebook_file(sandbox, tmp_path):
+    path = write_notebook(tmp_path / "static.ipynb", [*STATIC, STATIC_JOB, "rows = load()\n",
+                                                       "%%hfjob --no-token --allow-no-push\nprint(len(rows))"])
+    env = {**os.environ, "HF_ENDPOINT": sandbox.endpoint, "HF_TOKEN": sandbox.token,
+           "HF_HOME": str(tmp_path / "hf-home")}
+    done = subprocess.run([HFJOB, "check", str(path), "--json"], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    report = json.loads(done.stdout)
+    first, second = ({c["id"]: c for c in r["checks"]}["variables"] for r in report)
+    assert first["status"] == "ok", first
+    assert "Model (cell 2)" in first["message"] and "helper (cell 4)" in first["message"]
+    assert "C, m" in first["message"] and "SCALE" in first["message"]
+    assert second["status"] == "skip" and "rows" in second["message"]  # only a kernel knows it: never a failure
+    exported = subprocess.run([HFJOB, "export", str(path), "-o", str(tmp_path / "out")], env=env,
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    script = tmp_path / "out" / "static_cell5.py"
+    uv = str(Path(sys.executable).parent / "uv")
+    ran = subprocess.run([uv, "run", "--no-project", "--quiet", str(script)], capture_output=True, text=True,
+                         env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"}, timeout=240, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "R 120 2"
