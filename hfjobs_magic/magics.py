@@ -87,7 +87,8 @@ class HFJobMagics(Magics):
 
         settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
                                cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
-        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings)
+        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings,
+                      deliver=self.shell.user_ns.update)
 
     def carrier(self) -> Any:
         """The names a cell reads -> what travels with it, from this kernel's namespace."""
@@ -122,6 +123,7 @@ class HFJobMagics(Magics):
             %%hfjob --dry-run          # show the script and the checks, submit nothing
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
+        from hfjobs_magic.cell.returns import epilogue
         from hfjobs_magic.cell.script import build_script
         from hfjobs_magic.cell.spec import build_spec, parse_args
         from hfjobs_magic.cell.wrapping import cell_hash
@@ -132,7 +134,8 @@ class HFJobMagics(Magics):
         try:
             spec = build_spec(parse_args(self.hfjob, line), self.defaults())
             script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(),
-                                  first_line=FIRST_LINE, carrier=self.carrier())
+                                  first_line=FIRST_LINE, carrier=self.carrier(),
+                                  epilogue=epilogue(spec.returns) if spec.returns else "")
         except UsageError as err:  # a value echoed back may be a token typed into a flag
             raise UsageError(hide_token_literals(str(err))) from None
 
@@ -178,11 +181,15 @@ class HFJobMagics(Magics):
 
     @magic_arguments()
     @argument("job", help="job id (or a prefix of one from this machine's history)")
+    @argument("--return", dest="returns", metavar="NAMES",
+              help="set these values the job returned (--return on its cell) in this kernel, once it COMPLETED")
     @line_magic
     def hfjob_attach(self, line: str) -> None:
         """Show the live view of a running or finished job again (e.g. after a kernel restart)."""
+        from hfjobs_magic.cell.spec import return_names
+
         args = parse_argstring(self.hfjob_attach, line)
-        self.runner().attach(args.job, self.namespace)
+        self.runner().attach(args.job, self.namespace, returns=return_names(args.returns))
 
 
 def register(ipython: Any) -> None:

@@ -333,6 +333,11 @@ def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: 
     return secrets
 
 
+def return_names(value: str | None) -> tuple[str, ...]:
+    """`--return a,b` -> ("a", "b"), checked."""
+    return _var_names(value, "--return")
+
+
 def _var_names(value: str | None, flag: str = "--vars") -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     for name in names:
@@ -351,6 +356,8 @@ def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
         raise UsageError("--sync-every pushes the --outputs folder: add --outputs DIR")
     if spec.pull and not spec.outputs:
         raise UsageError("--pull downloads what --outputs pushed: add --outputs DIR --push TARGET")
+    if spec.returns and not spec.passes_token:
+        raise UsageError("--return uploads the values with the job's HF_TOKEN: drop --no-token")
     if spec.returns and spec.detach:
         raise UsageError("--return sets variables when the job completes, --detach does not wait: keep one of them "
                          "(or use %hfjob_attach JOB --return NAMES later)")

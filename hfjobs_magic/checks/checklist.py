@@ -226,6 +226,8 @@ def check_persistence(f: Facts) -> CheckResult:
     """Something in the job saves its results outside the container, which is deleted when it ends."""
     ways = [f"--outputs {f.spec.outputs} is pushed to {f.spec.push}"] if f.spec.outputs and f.spec.push else []
     ways += [_saving(p, f) for p in f.scan.saves]
+    if f.spec.returns:
+        ways.append(f"--return {','.join(f.spec.returns)} comes back to this notebook")
     if ways:
         more = f" (and {len(ways) - 3} more)" if len(ways) > 3 else ""
         return CheckResult("persistence", OK, "results leave the job: " + "; ".join(ways[:3]) + more)

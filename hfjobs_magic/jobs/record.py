@@ -92,6 +92,8 @@ class JobRecord:
     notebook: str | None = None
     cell: str | None = None
     push: list[PushTarget] = field(default_factory=list)
+    returns: list[dict[str, Any]] = field(default_factory=list)  # {"name", "type", "bytes"} set in the kernel
+    pulled: str | None = None  # the one-line summary of --pull
     tail_lines: int = TAIL_LINES
     log_lines_seen: int = 0
     _tail: deque[str] = field(default_factory=deque, repr=False)
@@ -141,6 +143,8 @@ class JobRecord:
             "notebook": self.notebook,
             "cell": self.cell,
             "push": [p.as_json() for p in self.push],
+            "returns": list(self.returns),
+            "pulled": self.pulled,
             "log_lines": self.log_lines_seen,
             "log_tail": self.log_tail,
         }

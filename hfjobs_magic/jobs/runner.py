@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hfjobs_magic.cell.returns import new_plan
+from hfjobs_magic.cell.spec import JobSpec
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
-from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
+from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobNotConfirmed
+from hfjobs_magic.jobs.delivery import PLANS, collect_returns, plan_for, pull_outputs
 from hfjobs_magic.jobs.history import Entry, History
 from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
 from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
@@ -25,10 +28,11 @@ from hfjobs_magic.remote.hub import LABEL_TOOL, HubClient, Submission, hub_error
 from hfjobs_magic.views.bundle import RecordDisplay
 
 if TYPE_CHECKING:
+    from hfjobs_magic.cell.returns import ReturnPlan
     from hfjobs_magic.cell.script import JobScript
-    from hfjobs_magic.cell.spec import JobSpec
 
 FAILED_TAIL = 20
+_NO_SPEC = JobSpec()  # for attaching: no --pull, returns named on the attach line
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ def resolve_secrets(spec: JobSpec, client: HubClient) -> dict[str, str]:
     return storage.job_secrets(spec.push_kind) | secrets
 
 
-def build_submission(request: JobRequest, client: HubClient) -> Submission:
+def build_submission(request: JobRequest, client: HubClient, plan: ReturnPlan | None = None) -> Submission:
+    """The job: the script, its flags, and for --return where the values go and the key that signs them."""
     spec = request.spec
     labels = {LABEL_TOOL: "1", "hfjob-cell": request.cell_hash, **spec.labels}
     if request.notebook:
@@ -110,8 +115,8 @@ def build_submission(request: JobRequest, client: HubClient) -> Submission:
         flavor=spec.flavor,
         timeout_seconds=spec.timeout_seconds,
         # print() reaches the live log at once; an S3/GCS target's endpoint and region come along
-        env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env},
-        secrets=resolve_secrets(spec, client),
+        env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env, **(plan.env() if plan else {})},
+        secrets=resolve_secrets(spec, client) | (plan.secrets() if plan else {}),
         labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
     )
 
@@ -137,8 +142,11 @@ def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lin
 
 
 class Runner:
-    def __init__(self, client: Callable[[], HubClient], history: History, settings: RunSettings) -> None:
+    def __init__(self, client: Callable[[], HubClient], history: History, settings: RunSettings,
+                 deliver: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """`deliver` sets returned values (the kernel's namespace update)."""
         self._client, self.history, self.settings = client, history, settings
+        self.deliver = deliver or (lambda values: None)
 
     @property
     def client(self) -> HubClient:
@@ -196,7 +204,23 @@ class Runner:
             self._interrupted(record)
             raise
         self._raise_if_failed(record, allow_no_push=request is None or request.spec.allow_no_push)
+        if request is not None:
+            for line in self.bring_back(record, request.spec):
+                print(f"[hfjob] {line}", flush=True)
+            display.update(record.as_json(), force=True)
         return record
+
+    def bring_back(self, record: JobRecord, spec: JobSpec, returns: tuple[str, ...] = ()) -> list[str]:
+        """After a COMPLETED job: set the --return values in the kernel, download --pull files; what was done."""
+        if record.stage != "COMPLETED":
+            return []
+        done = []
+        names = returns or spec.returns
+        if names:
+            done.append(collect_returns(self.client, record, plan_for(record, names), self.deliver))
+        if spec.pull and spec.push:
+            done.append("pulled " + pull_outputs(self.client, spec, record))
+        return done
 
     def _interrupted(self, record: JobRecord) -> None:
         if self.settings.cancel_on_interrupt:
@@ -251,14 +275,24 @@ class Runner:
             return
 
         def on_update(update: Update) -> None:
+            if update.final:
+                update = Update(self._after_interactive(record, request), update.lines, final=True)
             widget.update(update)
             display.update(update.record, force=update.final)
 
         JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing()).start()
         widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
 
+    def _after_interactive(self, record: JobRecord, request: JobRequest) -> dict[str, Any]:
+        """The watcher's last step: bring results back; a refusal becomes the record's message (the cell is done)."""
+        try:
+            self.bring_back(record, request.spec)
+        except HfJobError as err:
+            record.message = str(err)
+        return record.as_json()
+
     # -- reattaching ---------------------------------------------------------------------------
-    def attach(self, job: str, namespace: str | None) -> JobRecord:
+    def attach(self, job: str, namespace: str | None, returns: tuple[str, ...] = ()) -> JobRecord:
         """The live view of a job again: followed if it runs, replayed in full if it ended."""
         from hfjobs_magic.jobs.joblist import about_job, resolve
         from hfjobs_magic.views.text import TextView
@@ -272,10 +306,14 @@ class Runner:
             record.notebook, record.cell = entry.notebook, entry.cell
         display = RecordDisplay()
         display.show(record.as_json())
-        if self.settings.headless:
+        if self.settings.headless or returns:
             text = TextView()
             text.started(record.as_json())
-            return self.follow_here(record, None, text, display, follow_logs=not record.final)
+            record = self.follow_here(record, None, text, display, follow_logs=not record.final)
+            for line in self.bring_back(record, _NO_SPEC, returns):
+                print(f"[hfjob] {line}", flush=True)
+            display.update(record.as_json(), force=True)
+            return record
         from hfjobs_magic.views.widgets import JobWidget
 
         widget = JobWidget(log_lines=self.settings.log_lines)
@@ -294,12 +332,18 @@ class Runner:
 
     # -- shared -----------------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobRecord:
+        plan = None
         with hub_errors(self.client, "the job was not submitted"):
-            submission = build_submission(request, self.client)
+            if request.spec.returns:
+                plan = new_plan(request.spec.returns, request.spec.namespace or self.client.username())
+                self.client.ensure_private_bucket(plan.bucket)
+            submission = build_submission(request, self.client, plan)
         with hub_errors(self.client, "the job could not be submitted",
                         unsure="If the Hub got it anyway, %hfjob_ps lists it: check before running the cell again."):
             info = self.client.submit(submission)
         record = new_record(info, request, self.client, self.settings.log_lines)
+        if plan is not None:
+            PLANS[record.id] = plan
         self.history.append(Entry(
             id=record.id, namespace=record.namespace, url=record.url, flavor=record.flavor,
             created=record.as_json()["created_at"], endpoint=self.client.endpoint,
@@ -308,7 +352,7 @@ class Runner:
         return record
 
     def _secret_values(self, request: JobRequest | None) -> list[str]:
-        values = [self.client.token or ""]
+        values = [self.client.token or ""] + [plan.key for plan in PLANS.values()]
         if request is not None:
             values += [piece for name, value in resolve_secrets(request.spec, self.client).items()
                        for piece in storage.masked_values(name, value)]

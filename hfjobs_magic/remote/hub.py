@@ -234,7 +234,32 @@ class HubClient:
     def list_jobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[JobInfo]:
         return list(self.api.list_jobs(namespace=namespace, labels=labels))
 
+    # -- buckets ---------------------------------------------------------------------
+    def ensure_private_bucket(self, bucket_id: str) -> None:
+        """Create the bucket (private) unless it exists; the job's returns and large carried values go there."""
+        self.api.create_bucket(bucket_id, private=True, exist_ok=True)
+
+    def bucket_files(self, bucket_id: str, paths: list[str], folder: str) -> dict[str, bytes | None]:
+        """Download `paths` of a bucket into `folder`; each path's bytes, or None when it is not there."""
+        local = {path: os.path.join(folder, f"{i}.bin") for i, path in enumerate(paths)}
+        self.api.download_bucket_files(bucket_id, files=list(local.items()), raise_on_missing_files=False)
+        found: dict[str, bytes | None] = {}
+        for path, where in local.items():
+            try:
+                with open(where, "rb") as handle:
+                    found[path] = handle.read()
+            except FileNotFoundError:
+                found[path] = None
+        return found
+
     # -- repos -----------------------------------------------------------------------
+    def download_repo(self, repo_id: str, repo_type: str, folder: str) -> list[str]:
+        """The repo's files into `folder` (`--pull`); their paths in the repo."""
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(repo_id, repo_type=repo_type, local_dir=folder, endpoint=self.endpoint, token=self.token)
+        return [f for f in self.api.list_repo_files(repo_id, repo_type=repo_type)]
+
     def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
         """The repo when it exists and we may see it; None when it does not (or is someone's private one).
 
