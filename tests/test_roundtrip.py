@@ -121,3 +121,15 @@ def test_check_and_export_carry_from_the_notebook_file(sandbox, tmp_path):
                          env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"}, timeout=240, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "R 120 2"
+
+
+def test_pull_downloads_what_the_job_pushed_next_to_the_notebook(sandbox, tmp_path, unique_name):
+    repo = f"{sandbox.user}/{unique_name}"
+    cells = [LOAD, f"%%hfjob --timeout 5m --yes --outputs out --push {repo} --repo-type dataset --pull got\n"
+                   "import os\nos.makedirs('out/sub', exist_ok=True)\nopen('out/sub/result.txt', 'w').write('42')",
+             "print('read back', open('got/sub/result.txt').read())"]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert f"[hfjob] pulled 1 file(s) from {repo} into got" in text_of(nb.cells[1])
+    assert "read back 42" in text_of(nb.cells[2])
+    assert final_record(nb.cells[1])["pulled"] == f"1 file(s) from {repo} into got"

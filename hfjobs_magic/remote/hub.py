@@ -254,11 +254,13 @@ class HubClient:
 
     # -- repos -----------------------------------------------------------------------
     def download_repo(self, repo_id: str, repo_type: str, folder: str) -> list[str]:
-        """The repo's files into `folder` (`--pull`); their paths in the repo."""
+        """The repo's files into `folder` (`--pull`); their paths in the repo (not the Hub's .gitattributes)."""
         from huggingface_hub import snapshot_download
 
-        snapshot_download(repo_id, repo_type=repo_type, local_dir=folder, endpoint=self.endpoint, token=self.token)
-        return [f for f in self.api.list_repo_files(repo_id, repo_type=repo_type)]
+        files = [f for f in self.api.list_repo_files(repo_id, repo_type=repo_type) if f != ".gitattributes"]
+        snapshot_download(repo_id, repo_type=repo_type, local_dir=folder, allow_patterns=files,
+                          endpoint=self.endpoint, token=self.token)
+        return files
 
     def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
         """The repo when it exists and we may see it; None when it does not (or is someone's private one).
