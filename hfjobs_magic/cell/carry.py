@@ -23,6 +23,7 @@ import io
 import linecache
 import math
 import pickle
+import re
 import sys
 import types
 import zlib
@@ -437,7 +438,6 @@ class _Definition:
     code: str = ""
     cell: int | None = None
     first_line: int = 1
-    deps: tuple[str, ...] = ()
 
 
 def from_cells(names: Iterable[str], cells: Sequence[tuple[int, str]]) -> Carry:
@@ -450,7 +450,8 @@ def from_cells(names: Iterable[str], cells: Sequence[tuple[int, str]]) -> Carry:
             return "nowhere"
         if found.kind == "kernel":
             return "kernel"
-        return Block(name, found.kind, found.code, found.cell, found.first_line, deps=found.deps)
+        deps = tuple(n for n in undefined_names(found.code) if n != name) if found.kind == "source" else ()
+        return Block(name, found.kind, found.code, found.cell, found.first_line, deps=deps)
 
     return _assemble(names, resolve, static=True)
 
@@ -470,14 +471,22 @@ def definitions(cells: Sequence[tuple[int, str]]) -> dict[str, _Definition]:
 
 
 def _python(source: str) -> str | None:
-    """A cell as Python: IPython syntax through IPython's transformer; cell magics (and job cells) skipped."""
+    """A cell as Python for reading its definitions; cell magics (and job cells) are skipped.
+
+    Line magics, `!cmd` and `x?` define nothing that can be carried, so each such line becomes
+    `pass` (an assignment from one, `x = !ls`, a value only a kernel knows): cheaper than IPython's
+    transformer, and the line numbers stay.
+    """
     if source.lstrip().startswith("%%"):
         return None
-    if not any(line.lstrip().startswith(("%", "!")) or line.rstrip().endswith("?") for line in source.splitlines()):
+    if not _IPYTHON_LINE.search(source):
         return source
-    from IPython.core.inputtransformer2 import TransformerManager
+    return _IPYTHON_LINE.sub(lambda m: m["indent"] + (f"{m['target']}_hfjob_kernel()" if m["target"] else "pass"),
+                             source)
 
-    return TransformerManager().transform_cell(source)
+
+# `%magic ...`, `!cmd`, `name?`, or `x = %magic` / `x = !cmd`, one whole line each.
+_IPYTHON_LINE = re.compile(r"(?m)^(?P<indent>[ \t]*)(?P<target>[\w.]+\s*=\s*)?(?:[%!].*|[\w.]+\?\??\s*)$")
 
 
 def _bindings(node: ast.stmt, cell: int, lines: list[str]) -> dict[str, _Definition]:
@@ -491,9 +500,8 @@ def _bindings(node: ast.stmt, cell: int, lines: list[str]) -> dict[str, _Definit
             for a in node.names if a.name != "*"}
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-        code = "".join(lines[start - 1:node.end_lineno])
-        deps = tuple(n for n in undefined_names(code) if n != node.name)
-        return {node.name: _Definition("source", code, cell, start, deps)}
+        code = "".join(lines[start - 1:node.end_lineno])  # what it reads is worked out only if it is carried
+        return {node.name: _Definition("source", code, cell, start)}
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         literal = _literal_text(node.value)
