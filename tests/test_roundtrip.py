@@ -44,12 +44,14 @@ def test_a_job_cell_uses_what_earlier_cells_defined(sandbox, tmp_path):
 
 
 def test_dry_run_shows_each_carried_block_with_its_cell(sandbox, tmp_path):
-    nb, err = execute([LOAD, *SETUP[:2], "%%hfjob --dry-run --allow-no-push\nprint(helper(1))"],
+    nb, err = execute([LOAD, *SETUP[:2], "BIG = np.arange(1000)",
+                       "%%hfjob --dry-run --allow-no-push\nprint(helper(1), BIG.sum())"],
                       sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
     out = text_of(nb.cells[-1])
     assert "# carried from cell 3: inner" in out and "# carried from cell 3: helper" in out
     assert "SCALE = 3  # carried" in out and "def helper(x):" in out
+    assert "characters of base85\")  # carried (" in out  # a pickle's bytes are not shown
 
 
 def test_what_cannot_travel_is_refused_before_submission(sandbox, tmp_path):

@@ -79,7 +79,11 @@ def readable_script(text: str) -> str:
 
     source = persist_source()
     lines = source.count("\n")
-    return text.replace(source, f"\n# ... {lines} lines of hfjobs_magic/cell/persist.py, the --outputs wrapper ...\n")
+    text = text.replace(source, f"\n# ... {lines} lines of hfjobs_magic/cell/persist.py, the --outputs wrapper ...\n")
+    return _LONG_PICKLE.sub(lambda m: f'_hfjob_unpickle("{m[1][:40]}... {len(m[1])} characters of base85")', text)
+
+
+_LONG_PICKLE = re.compile(r'_hfjob_unpickle\("([^"]{120,})"\)')  # a carried value: its bytes are not for reading
 
 
 def check_error(results: list[CheckResult]) -> HfJobCheckError:
