@@ -1,4 +1,4 @@
-"""How fast is the sandbox? Start-up, uploads, job overhead and log delivery, from one run.
+"""How fast is the sandbox? Start-up, uploads, job overhead, log delivery and metrics, from one run.
 
     .venv/bin/python benchmarks/sandbox.py
 
@@ -24,6 +24,7 @@ from huggingface_hub import HfApi  # noqa: E402
 from huggingface_hub.errors import HfHubHTTPError  # noqa: E402
 
 from hfjobs_magic.sandbox import Sandbox  # noqa: E402
+from hfjobs_magic.sandbox.metrics import GroupSampler, metric_event  # noqa: E402
 
 NS = "alice"
 PASS = [sys.executable, "-c", "pass"]
@@ -113,6 +114,22 @@ def bench_logs(api: HfApi) -> None:
            f"{count:,} lines, {count / replay:,.0f} lines/s (client parses each timestamp)")
 
 
+def bench_metrics(api: HfApi, sandbox: Sandbox) -> None:
+    """What a metrics stream costs: one sample of a job's process group, and the first event end to end."""
+    job_id = api.run_job(image="python:3.12", command=["python", "-c", "import time; time.sleep(60)"],
+                         namespace=NS).id
+    try:
+        job = sandbox.jobs.get(NS, job_id)
+        sampler = GroupSampler(job.pid)
+        sample = best_of(20, metric_event, sampler, job.flavor, "bench", -1)
+        first = best_of(5, lambda: next(iter(api.fetch_job_metrics(job_id=job_id, namespace=NS))))
+        report("metrics: one sample of a job's process group", f"{sample * 1000:.1f} ms",
+               f"{sample * 100:.2f}% of one core per open stream (one sample a second)")
+        report("metrics: fetch_job_metrics, request to first event", f"{first * 1000:.0f} ms")
+    finally:
+        api.cancel_job(job_id=job_id, namespace=NS)
+
+
 def main() -> None:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     sandbox = bench_startup()
@@ -121,6 +138,7 @@ def main() -> None:
         bench_upload(api)
         bench_job_overhead(api)
         bench_logs(api)
+        bench_metrics(api, sandbox)
     finally:
         seconds, _ = timed(sandbox.stop)
         report("sandbox stop", f"{seconds * 1000:.0f} ms")
