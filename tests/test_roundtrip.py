@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,53 @@ def test_pull_downloads_what_the_job_pushed_next_to_the_notebook(sandbox, tmp_pa
     assert f"[hfjob] pulled 1 file(s) from {repo} into got" in text_of(nb.cells[1])
     assert "read back 42" in text_of(nb.cells[2])
     assert final_record(nb.cells[1])["pulled"] == f"1 file(s) from {repo} into got"
+
+
+# -- --return --------------------------------------------------------------------------------------
+
+RETURNING = (f"%%hfjob {QUIET} --return score,counts,table\n"
+             "import collections\nimport pandas as pd\n"
+             "score = 0.25\ncounts = collections.Counter('aab')\ntable = pd.DataFrame({'x': [1, 2]})")
+
+
+def test_returned_values_are_set_in_the_kernel(sandbox, tmp_path):
+    check = ("from collections import Counter\nimport pandas as pd\n"
+             "assert score == 0.25 and isinstance(score, float)\n"
+             "assert counts == Counter('aab') and type(counts) is Counter\n"
+             "assert isinstance(table, pd.DataFrame) and table['x'].tolist() == [1, 2]\nprint('returned ok')")
+    nb, err = execute([LOAD, RETURNING, check], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb", timeout=600)
+    assert err is None, err
+    record = final_record(nb.cells[1])
+    assert f"score, counts, table <- job {record['id']}" in text_of(nb.cells[1])
+    assert "returned ok" in text_of(nb.cells[2])
+    assert [(r["name"], r["type"]) for r in record["returns"]] == [
+        ("score", "float"), ("counts", "Counter"), ("table", "DataFrame")]
+    assert all(r["bytes"] > 0 for r in record["returns"])
+    saved = (tmp_path / "n.ipynb").read_text() + (tmp_path / "history.jsonl").read_text()
+    assert not re.search(r"\b[0-9a-f]{64}\b", saved)  # the signing key (64 hex digits) is never saved
+    job = HfApi(endpoint=sandbox.endpoint, token=sandbox.token).inspect_job(job_id=record["id"],
+                                                                             namespace=sandbox.user)
+    assert "HFJOB_RETURN_KEY" not in (job.environment or {})  # a secret, not an environment variable
+
+
+def test_a_failed_job_sets_nothing(sandbox, tmp_path):
+    cell = f"%%hfjob {QUIET} --return score\nscore = 1.0\nraise RuntimeError('no result')"
+    nb, err = execute([LOAD, cell, "print('score' in globals())"], sandbox_env(sandbox, tmp_path),
+                      tmp_path / "n.ipynb", allow_errors=True)
+    assert "HfJobFailed" in text_of(nb.cells[1]) and "<- job" not in text_of(nb.cells[1])
+    assert text_of(nb.cells[2]).strip() == "False"
+    assert final_record(nb.cells[1])["returns"] == []
+
+
+def test_a_tampered_return_file_is_refused_and_sets_nothing(sandbox, tmp_path):
+    """The job's own code swaps its uploaded value after signing (as someone with write access to the bucket
+    could): the kernel refuses the file and sets nothing."""
+    tamper = ("\nimport atexit, os\nfrom huggingface_hub import HfApi\n"
+              "bucket = os.environ.get('HFJOB_RETURN_BUCKET', '')\nprefix = os.environ.get('HFJOB_RETURN_PREFIX', '')\n"
+              "atexit.register(lambda: HfApi().batch_bucket_files(bucket, add=[(b'666', f'{prefix}/score.json')]))")
+    cell = f"%%hfjob {QUIET} --return score\nscore = 0.5" + tamper
+    nb, err = execute([LOAD, cell, "print('score' in globals())"], sandbox_env(sandbox, tmp_path),
+                      tmp_path / "n.ipynb", allow_errors=True)
+    out = text_of(nb.cells[1])
+    assert "its returns were refused: score: the signature does not match" in out, out
+    assert text_of(nb.cells[2]).strip() == "False"
