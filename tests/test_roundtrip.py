@@ -186,3 +186,17 @@ def test_a_tampered_return_file_is_refused_and_sets_nothing(sandbox, tmp_path):
     out = text_of(nb.cells[1])
     assert "its returns were refused: score: the signature does not match" in out, out
     assert text_of(nb.cells[2]).strip() == "False"
+
+
+def test_a_large_array_travels_through_the_bucket(sandbox, tmp_path):
+    cells = [LOAD, "import numpy as np\nBIG = np.arange(400_000)",  # 3.1 MiB pickled: too big for the script
+             f"%%hfjob {QUIET}\nprint('sum', int(BIG.sum()), BIG.dtype)"]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb", timeout=600)
+    assert err is None, err
+    out = text_of(nb.cells[-1])
+    assert f"sum {sum(range(400_000))} int64" in out
+    assert "BIG (3.1 MiB)" in out  # the variables check says what travelled
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    assert api.bucket_info(f"{sandbox.user}/jobs-artifacts").private
+    job = api.inspect_job(job_id=final_record(nb.cells[-1])["id"], namespace=sandbox.user)
+    assert len(job.environment["HFJOB_SCRIPT"]) < 100_000  # the script stays small

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import base64
 import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -33,6 +34,7 @@ from typing import Any
 
 from hfjobs_magic.cell.names import IPYTHON_NAMES, undefined_names
 
+CARRY_FOLDER = "hfjobs-magic/carry"  # in {namespace}/jobs-artifacts: values too big for the script
 CELL_FILE = "%%hfjob cell"  # the file name tracebacks show for the job cell's own code
 DEFAULT_MAX_BYTES = 1 << 30  # %config HFJobMagics.carry_max_bytes
 INLINE_MAX_BYTES = 256 * 1024  # pickles inside the script, in all: the script travels in a 1 MB environment
@@ -52,6 +54,8 @@ class Block:
     size: int = 0  # bytes of a pickled value; 0 for a literal
     deps: tuple[str, ...] = ()  # names the code reads at the notebook's top level
     modules: tuple[str, ...] = ()  # top-level modules a pickle needs installed
+    payload: bytes | None = field(default=None, repr=False)  # a pickle too big for the script: uploaded first
+    remote: str | None = None  # its path in the artifacts bucket (content-addressed)
 
     @property
     def filename(self) -> str:
@@ -95,6 +99,10 @@ class Carry:
             parts.append(", ".join(values))
         return "; ".join(parts)
 
+    def uploads(self) -> list[tuple[bytes, str]]:
+        """(pickle, path in the artifacts bucket) of the values that travel through it, for the submission."""
+        return [(b.payload, b.remote) for b in self.blocks if b.payload is not None and b.remote]
+
     def modules(self) -> list[str]:
         """Modules the pickles need, for dependency inference (and pins) in the script."""
         return sorted({m for b in self.blocks for m in b.modules})
@@ -118,7 +126,8 @@ class Carry:
                 lines += ["", f"# carried from cell {block.cell}: {block.name}" if block.cell is not None
                           else f"# carried: {block.name}", run_call(block.filename, block.first_line, block.code)]
             elif block.kind == "value":
-                size = f" ({human_bytes(block.size)} pickled)" if block.size else ""
+                via = ", through the bucket" if block.remote else ""
+                size = f" ({human_bytes(block.size)} pickled{via})" if block.size else ""
                 lines.append(f"{block.code}  # carried{size}")
         return "\n".join(lines)
 
@@ -295,14 +304,16 @@ class _KernelResolver:
         self.total += len(data)
         if self.total > self.max_bytes:
             return _too_big(name, len(data), self.max_bytes)
+        deps, modules = tuple(recorder.main_names), tuple(sorted(recorder.modules))
         encoded = base64.b85encode(zlib.compress(data)).decode("ascii")
-        if self.inline + len(encoded) > INLINE_MAX_BYTES:
-            return Refusal(name, f"{name} is {human_bytes(len(data))} pickled, too big to travel inside the "
-                           f"script (at most {human_bytes(INLINE_MAX_BYTES)} of carried values in all)",
-                           f"Save {name} to the Hub (a dataset repo or a bucket) and load it in the job cell.")
+        if self.inline + len(encoded) > INLINE_MAX_BYTES:  # through the bucket, its hash pinned in the script
+            digest = hashlib.sha256(data).hexdigest()
+            path = f"{CARRY_FOLDER}/{digest}.pickle"
+            return Block(name, "value", f'{name} = _hfjob_fetch("{path}", "{digest}")', size=len(data),
+                         deps=deps, modules=(*modules, "huggingface_hub"), payload=data, remote=path)
         self.inline += len(encoded)
-        return Block(name, "value", f'{name} = _hfjob_unpickle("{encoded}")', size=len(data),
-                     deps=tuple(recorder.main_names), modules=tuple(sorted(recorder.modules)))
+        return Block(name, "value", f'{name} = _hfjob_unpickle("{encoded}")', size=len(data), deps=deps,
+                     modules=modules)
 
 
 def _methods(cls: type) -> list[Any]:

@@ -27,6 +27,7 @@ from hfjobs_magic.cell.scan import CellScan, scan
 from hfjobs_magic.cell.spec import TOKEN_SECRET, JobSpec, load_toml
 from hfjobs_magic.cell.wrapping import wrap_body, wrapper_imports
 
+ARTIFACTS_ENV = "HFJOB_ARTIFACTS_BUCKET"  # set by the submission when carried values travel through the bucket
 MAX_SCRIPT_BYTES = 64 * 1024  # the cell; the script is shipped inline to the job (DESIGN.md section 3)
 MAX_VARS_BYTES = 32 * 1024  # the --vars values, so that the whole script stays well under 128 KiB
 JOB_IMAGE_PYTHON = (3, 12)
@@ -101,7 +102,8 @@ def build_script(
         shell=bool(converted.shell_commands),
         ipython=_uses_name(code_tree, "get_ipython"),
         display=_uses_name(code_tree, "display"),
-        unpickle=bool(carried and any(b.size for b in carried.blocks)),
+        unpickle=bool(carried and any(b.size and not b.remote for b in carried.blocks)),
+        fetch=bool(carried and carried.uploads()),
     )
     sections = [
         render_pep723(metadata_), _header(notebook, spec), future, prologue,
@@ -458,7 +460,7 @@ def _header(notebook: str | None, spec: JobSpec) -> str:
 
 
 def render_prologue(secret_names: Iterable[str], *, shell: bool = False, ipython: bool = False,
-                    display: bool = False, unpickle: bool = False) -> str:
+                    display: bool = False, unpickle: bool = False, fetch: bool = False) -> str:
     """Fail fast on a missing secret, run notebook code under its cell's name, and stand in for
     what notebooks have built in."""
     names = list(secret_names)
@@ -473,6 +475,8 @@ def render_prologue(secret_names: Iterable[str], *, shell: bool = False, ipython
     lines += _RUNNER
     if unpickle:
         lines += _UNPICKLE
+    if fetch:
+        lines += _FETCH
     if ipython:
         lines += _GET_IPYTHON_STUB
     if display:
@@ -503,6 +507,24 @@ _RUNNER = [
     "",
     "",
     "__import__('sys').excepthook = _hfjob_excepthook",
+]
+
+_FETCH = [
+    "",
+    "",
+    "def _hfjob_fetch(path, sha256):",
+    '    """A carried value too big for this script, from the private artifacts bucket; its hash is pinned here."""',
+    "    import hashlib, os, pickle, sys, tempfile",
+    "    from huggingface_hub import HfApi",
+    "",
+    "    with tempfile.TemporaryDirectory() as folder:",
+    "        local = os.path.join(folder, 'value.pickle')",
+    f"        HfApi().download_bucket_files(os.environ[{ARTIFACTS_ENV!r}], files=[(path, local)])",
+    "        with open(local, 'rb') as handle:",
+    "            data = handle.read()",
+    "    if hashlib.sha256(data).hexdigest() != sha256:",
+    "        sys.exit(f'hfjob: the carried value {path} was altered in the bucket; it was not loaded')",
+    "    return pickle.loads(data)",
 ]
 
 _UNPICKLE = [

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cell.returns import new_plan
+from hfjobs_magic.cell.returns import ARTIFACTS_BUCKET, new_plan
+from hfjobs_magic.cell.script import ARTIFACTS_ENV
 from hfjobs_magic.cell.spec import JobSpec
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobNotConfirmed
@@ -106,9 +107,12 @@ def resolve_secrets(spec: JobSpec, client: HubClient) -> dict[str, str]:
     return storage.job_secrets(spec.push_kind) | secrets
 
 
-def build_submission(request: JobRequest, client: HubClient, plan: ReturnPlan | None = None) -> Submission:
-    """The job: the script, its flags, and for --return where the values go and the key that signs them."""
+def build_submission(request: JobRequest, client: HubClient, plan: ReturnPlan | None = None,
+                     artifacts: str | None = None) -> Submission:
+    """The job: the script, its flags, for --return where the values go and the key that signs them, and the
+    bucket holding carried values too big for the script."""
     spec = request.spec
+    extra_env = (plan.env() if plan else {}) | ({ARTIFACTS_ENV: artifacts} if artifacts else {})
     labels = {LABEL_TOOL: "1", "hfjob-cell": request.cell_hash, **spec.labels}
     if request.notebook:
         labels["hfjob-notebook"] = label_value(os.path.basename(request.notebook))
@@ -119,7 +123,7 @@ def build_submission(request: JobRequest, client: HubClient, plan: ReturnPlan | 
         flavor=spec.flavor,
         timeout_seconds=spec.timeout_seconds,
         # print() reaches the live log at once; an S3/GCS target's endpoint and region come along
-        env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env, **(plan.env() if plan else {})},
+        env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env, **extra_env},
         secrets=resolve_secrets(spec, client) | (plan.secrets() if plan else {}),
         labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
     )
@@ -336,12 +340,9 @@ class Runner:
 
     # -- shared -----------------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobRecord:
-        plan = None
         with hub_errors(self.client, "the job was not submitted"):
-            if request.spec.returns:
-                plan = new_plan(request.spec.returns, request.spec.namespace or self.client.username())
-                self.client.ensure_private_bucket(plan.bucket)
-            submission = build_submission(request, self.client, plan)
+            plan, artifacts = self._artifacts(request)
+            submission = build_submission(request, self.client, plan, artifacts)
         with hub_errors(self.client, "the job could not be submitted",
                         unsure="If the Hub got it anyway, %hfjob_ps lists it: check before running the cell again."):
             info = self.client.submit(submission)
@@ -354,6 +355,19 @@ class Runner:
             notebook=request.notebook, cell=request.cell_hash,
         ))
         return record
+
+    def _artifacts(self, request: JobRequest) -> tuple[ReturnPlan | None, str | None]:
+        """The private bucket for --return (a plan with its key) and for carried values too big for the script,
+        uploaded now; (None, None) when the job needs neither."""
+        uploads = request.script.carry.uploads() if request.script.carry else []
+        if not request.spec.returns and not uploads:
+            return None, None
+        bucket = f"{request.spec.namespace or self.client.username()}/{ARTIFACTS_BUCKET}"
+        self.client.ensure_private_bucket(bucket)
+        if uploads:
+            self.client.upload_to_bucket(bucket, uploads)
+        plan = new_plan(request.spec.returns, bucket.split("/")[0]) if request.spec.returns else None
+        return plan, bucket if uploads else None
 
     def _secret_values(self, request: JobRequest | None) -> list[str]:
         values = [self.client.token or ""] + [plan.key for plan in PLANS.values()]

@@ -239,6 +239,10 @@ class HubClient:
         """Create the bucket (private) unless it exists; the job's returns and large carried values go there."""
         self.api.create_bucket(bucket_id, private=True, exist_ok=True)
 
+    def upload_to_bucket(self, bucket_id: str, files: list[tuple[bytes, str]]) -> None:
+        """(bytes, path) into the bucket in one batch."""
+        self.api.batch_bucket_files(bucket_id, add=files)
+
     def bucket_files(self, bucket_id: str, paths: list[str], folder: str) -> dict[str, bytes | None]:
         """Download `paths` of a bucket into `folder`; each path's bytes, or None when it is not there."""
         local = {path: os.path.join(folder, f"{i}.bin") for i, path in enumerate(paths)}
