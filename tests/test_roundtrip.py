@@ -200,3 +200,34 @@ def test_a_large_array_travels_through_the_bucket(sandbox, tmp_path):
     assert api.bucket_info(f"{sandbox.user}/jobs-artifacts").private
     job = api.inspect_job(job_id=final_record(nb.cells[-1])["id"], namespace=sandbox.user)
     assert len(job.environment["HFJOB_SCRIPT"]) < 100_000  # the script stays small
+
+
+def test_attach_with_return_sets_them_again_in_the_kernel_that_submitted(sandbox, tmp_path):
+    last_job = "import json, os\nJOB = json.loads(open(os.environ['HFJOB_HISTORY']).read().splitlines()[-1])['id']"
+    cells = [LOAD, f"%%hfjob {QUIET} --return score\nscore = 0.75", "del score\n" + last_job,
+             "get_ipython().run_line_magic('hfjob_attach', JOB + ' --return score')\nprint('again', score)",
+             "get_ipython().run_line_magic('hfjob_attach', JOB + ' --return other')"]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb", allow_errors=True)
+    assert "again 0.75" in text_of(nb.cells[3]), text_of(nb.cells[3])
+    assert "score <- job" in text_of(nb.cells[3])
+    assert "its returns were refused: the job returned no other" in text_of(nb.cells[4])
+
+
+README_EXAMPLE = [
+    "%load_ext hfjobs_magic",
+    "import numpy as np\nfrom collections import Counter\nWEIGHTS = np.linspace(0, 1, 5)\n\n"
+    "def score(words):\n    return sum(WEIGHTS[: len(words)]) / len(words)",
+    "%%hfjob --yes --timeout 10m --return result,counts\nwords = \"the cat sat on the mat\".split()\n"
+    "result = score(words)\ncounts = Counter(words)",
+    "print(result, counts.most_common(1))",
+]
+
+
+def test_the_readme_example_runs_under_hfjob_run_sandbox(tmp_path):
+    path = write_notebook(tmp_path / "example.ipynb", README_EXAMPLE)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}
+    done = subprocess.run([HFJOB, "run", str(path), "--sandbox", "-o", str(tmp_path / "out.ipynb")], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    assert text_of(out.cells[3]).strip() == "0.4166666666666667 [('the', 2)]"  # (0 + .25 + .5 + .75 + 1) / 6
