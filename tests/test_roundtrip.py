@@ -12,9 +12,15 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from huggingface_hub import HfApi
 
-from tests.nbrun import execute, final_record, sandbox_env, text_of
+from hfjobs_magic.cell.spec import build_spec, parse_line
+from hfjobs_magic.checks import context_for, run_checks
+from hfjobs_magic.remote import storage
+from hfjobs_magic.remote.hub import HubClient
+from tests.emulators import gcs_server, s3_server
+from tests.nbrun import environ, execute, final_record, sandbox_env, text_of
 
 LOAD = "%load_ext hfjobs_magic"
 QUIET = "--allow-no-push --timeout 5m --yes"
@@ -231,3 +237,28 @@ def test_the_readme_example_runs_under_hfjob_run_sandbox(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     out = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
     assert text_of(out.cells[3]).strip() == "0.4166666666666667 [('the', 2)]"  # (0 + .25 + .5 + .75 + 1) / 6
+
+
+@pytest.mark.parametrize("scheme", ["s3", "gs"])
+def test_pull_from_s3_and_gcs_takes_the_prefix_and_nothing_outside_it(tmp_path, scheme):
+    server = s3_server("pulls") if scheme == "s3" else gcs_server("pulls", tmp_path)
+    with server as settings, environ(**settings):
+        objects = {"run/a.txt": b"A", "run/sub/b.txt": b"B", "other/c.txt": b"C"}
+        if scheme == "s3":
+            for key, data in objects.items():
+                storage.s3_client().put_object(Bucket="pulls", Key=key, Body=data)
+        else:
+            bucket = storage.gcs_client().bucket("pulls")
+            for key, data in objects.items():
+                bucket.blob(key).upload_from_string(data)
+        written = storage.download_prefix(f"{scheme}://pulls/run", str(tmp_path / "got"))
+    assert sorted(written) == ["a.txt", "sub/b.txt"]
+    assert (tmp_path / "got" / "sub" / "b.txt").read_bytes() == b"B"
+    assert not (tmp_path / "got" / "c.txt").exists() and not (tmp_path / "got" / "other").exists()
+
+
+def test_return_counts_as_persistence(sandbox):
+    client = HubClient(sandbox.endpoint, sandbox.token)
+    results = run_checks(context_for("score = 1\n", build_spec(parse_line("--return score")), client=client))
+    persistence = next(r for r in results if r.id == "persistence")
+    assert persistence.status == "ok" and "--return score comes back to this notebook" in persistence.message
