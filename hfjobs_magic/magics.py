@@ -92,7 +92,7 @@ class HFJobMagics(Magics):
 
     def carrier(self) -> Any:
         """The names a cell reads -> what travels with it, from this kernel's namespace."""
-        from hfjobs_magic.cell.carry import from_kernel
+        from hfjobs_magic.cell.carry_kernel import from_kernel
 
         files = getattr(getattr(self.shell, "compile", None), "_filename_map", {})
         return lambda names: from_kernel(names, self.shell.user_ns, cell_files=files, max_bytes=self.carry_max_bytes)

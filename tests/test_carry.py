@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
 from hfjobs_magic.cell.carry import dependency_order as order
-from hfjobs_magic.cell.carry import from_cells, from_kernel
+from hfjobs_magic.cell.carry import from_cells
+from hfjobs_magic.cell.carry_kernel import from_kernel
 from hfjobs_magic.cell.script import build_script
 from hfjobs_magic.cell.spec import build_spec, parse_line
 

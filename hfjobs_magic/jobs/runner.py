@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hfjobs_magic.cell.prologue import ARTIFACTS_ENV
 from hfjobs_magic.cell.returns import ARTIFACTS_BUCKET, new_plan
-from hfjobs_magic.cell.script import ARTIFACTS_ENV
 from hfjobs_magic.cell.spec import JobSpec
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobNotConfirmed
