@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -262,3 +263,28 @@ def test_return_counts_as_persistence(sandbox):
     results = run_checks(context_for("score = 1\n", build_spec(parse_line("--return score")), client=client))
     persistence = next(r for r in results if r.id == "persistence")
     assert persistence.status == "ok" and "--return score comes back to this notebook" in persistence.message
+
+
+def test_interactive_returns_arrive_when_the_watcher_sees_the_job_complete(sandbox, tmp_path):
+    """The interactive path (the cell has returned; a watcher thread feeds the widget): the values are set
+    from that thread once the job COMPLETES, and the widget's last record says so."""
+    from hfjobs_magic.cell.returns import epilogue
+    from hfjobs_magic.cell.script import build_script
+    from hfjobs_magic.jobs.history import History
+    from hfjobs_magic.jobs.runner import JobRequest, Runner, RunSettings
+    from hfjobs_magic.views.bundle import RecordDisplay
+    from hfjobs_magic.views.widgets import JobWidget
+
+    client = HubClient(sandbox.endpoint, sandbox.token)
+    got: dict = {}
+    runner = Runner(lambda: client, History(tmp_path / "history.jsonl"), RunSettings(headless=False),
+                    deliver=got.update)
+    spec = build_spec(parse_line("--return score --allow-no-push --timeout 5m"))
+    script = build_script("score = 2.5\n", spec, variables={}, epilogue=epilogue(spec.returns))
+    widget = JobWidget()
+    runner._start_interactive(JobRequest(spec, script, [], None, "cell"), widget, RecordDisplay())
+    deadline = time.monotonic() + 300
+    while "Job ended" not in widget.outcome.value and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert got == {"score": 2.5}
+    assert "Job ended COMPLETED" in widget.outcome.value and "score &lt;- job" in widget.outcome.value
