@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from hfjobs_magic.cell.carry import dependency_order as order
@@ -198,3 +199,9 @@ def test_no_carry_carries_nothing(shell):
     run_cells(shell, HELPERS)
     script = script_with(kernel_carrier(shell), line="--no-token --no-carry")
     assert script.carry is None and set(script.free_names) == {"Model", "C", "SCALE"}
+
+
+def test_a_script_too_big_with_its_carried_code_is_refused_naming_the_biggest():
+    huge = "def huge():\n" + "".join(f"    x{i} = '{'y' * 100}'\n" for i in range(6000)) + "    return 1\n"
+    with pytest.raises(UsageError, match=r"would be \d+ KiB with what the cell carries: huge \(\d+ KiB\)"):
+        script_with(lambda names: from_cells(names, [(1, huge)]), "print(huge())\n")

@@ -29,6 +29,7 @@ from hfjobs_magic.cell.spec import JobSpec, load_toml
 from hfjobs_magic.cell.wrapping import wrap_body, wrapper_imports
 
 MAX_SCRIPT_BYTES = 64 * 1024  # the cell; the script is shipped inline to the job (DESIGN.md section 3)
+MAX_TOTAL_BYTES = 512 * 1024  # the whole script: well under the 1 MB environment limit (huggingface_hub#3616)
 MAX_VARS_BYTES = 32 * 1024  # the --vars values, so that the whole script stays well under 128 KiB
 JOB_IMAGE_PYTHON = (3, 12)
 
@@ -111,8 +112,10 @@ def build_script(
         carried.render() if carried else "", runs, epilogue,
     ]
     bound = (carried.bound if carried else set()) | _prologue_names(spec, bool(converted.shell_commands))
+    text = "\n\n".join(s.strip("\n") for s in sections if s.strip()) + "\n"
+    _check_total(text, carried)
     return JobScript(
-        text="\n\n".join(s.strip("\n") for s in sections if s.strip()) + "\n",
+        text=text,
         body=body,
         dependencies=list(metadata_.get("dependencies", [])),
         imports=sorted({m.split(".")[0] for m in modules}),
@@ -148,6 +151,18 @@ def _check_size(cell: str) -> None:
             f"{MAX_SCRIPT_BYTES // 1024} KiB: move code into a module or package (e.g. pushed to the Hub and "
             "installed with --with) and keep the cell short"
         )
+
+
+def _check_total(text: str, carried: Carry | None) -> None:
+    """The whole script, carried code included, stays well under the 1 MB a job's environment can hold."""
+    size = len(text.encode("utf-8"))
+    if size <= MAX_TOTAL_BYTES:
+        return
+    sources = sorted((b for b in carried.blocks if b.kind == "source"), key=lambda b: -len(b.code)) if carried else []
+    biggest = ", ".join(f"{b.name} ({len(b.code.encode()) / 1024:.0f} KiB)" for b in sources[:3])
+    raise UsageError(f"the job's script would be {size / 1024:.0f} KiB with what the cell carries"
+                     f"{': ' + biggest if biggest else ''}; at most {MAX_TOTAL_BYTES // 1024} KiB travel inline: "
+                     "move large helpers into a package (pushed to the Hub, installed with --with), or use --no-carry")
 
 
 def _dependencies(
