@@ -67,7 +67,6 @@ class Carry:
     refused: list[Refusal] = field(default_factory=list)
     kernel_only: list[str] = field(default_factory=list)  # bound above in a way only running it tells
     nowhere: list[str] = field(default_factory=list)  # read by carried code, defined nowhere
-    static: bool = False
 
     @property
     def bound(self) -> set[str]:
@@ -172,7 +171,7 @@ def dependency_order(roots: Iterable[str], deps: Callable[[str], Iterable[str]])
     return order
 
 
-def assemble(roots: Iterable[str], resolve: Callable[[str], Block | Refusal | str], static: bool) -> Carry:
+def assemble(roots: Iterable[str], resolve: Callable[[str], Block | Refusal | str]) -> Carry:
     """Resolve every reachable name once; sort blocks, refusals and the names that stay unknown."""
     found: dict[str, Block | Refusal | str] = {}
 
@@ -182,7 +181,7 @@ def assemble(roots: Iterable[str], resolve: Callable[[str], Block | Refusal | st
         item = found[name]
         return item.deps if isinstance(item, Block) else ()
 
-    carry = Carry(static=static)
+    carry = Carry()
     direct = set(roots)
     for name in dependency_order(list(roots), deps):
         item = found[name]
@@ -248,7 +247,7 @@ def from_cells(names: Iterable[str], cells: Sequence[tuple[int, str]]) -> Carry:
         deps = tuple(n for n in undefined_names(found.code) if n != name) if found.kind == "source" else ()
         return Block(name, found.kind, found.code, found.cell, found.first_line, deps=deps)
 
-    return assemble(names, resolve, static=True)
+    return assemble(names, resolve)
 
 
 def definitions(cells: Sequence[tuple[int, str]]) -> dict[str, _Definition]:

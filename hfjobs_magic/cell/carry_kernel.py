@@ -48,7 +48,7 @@ def from_kernel(names: Iterable[str], namespace: Mapping[str, Any], *, cell_file
     """Carry `names` from a kernel's namespace. `cell_files` maps IPython's cell file names to their
     execution counts (`shell.compile._filename_map`), so blocks say which cell they came from."""
     resolver = _KernelResolver(namespace, dict(cell_files or {}), max_bytes)
-    return assemble(names, resolver.resolve, static=False)
+    return assemble(names, resolver.resolve)
 
 
 class _KernelResolver:
