@@ -288,3 +288,14 @@ def test_interactive_returns_arrive_when_the_watcher_sees_the_job_complete(sandb
         time.sleep(0.2)
     assert got == {"score": 2.5}
     assert "Job ended COMPLETED" in widget.outcome.value and "score &lt;- job" in widget.outcome.value
+
+
+def test_pull_from_an_hf_bucket(sandbox, tmp_path, unique_name):
+    bucket = f"{sandbox.user}/{unique_name[:40]}"
+    cells = [LOAD, f"%%hfjob --timeout 5m --yes --outputs out --push hf://buckets/{bucket}/run --pull got\n"
+                   "import os\nos.makedirs('out/sub', exist_ok=True)\nopen('out/sub/result.txt', 'w').write('7')",
+             "print('read back', open('got/sub/result.txt').read())"]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert f"pulled 1 file(s) from hf://buckets/{bucket}/run into got" in text_of(nb.cells[1])
+    assert "read back 7" in text_of(nb.cells[2])

@@ -140,7 +140,7 @@ def _blank_script_block(cell: str) -> str:
 
 def _prologue_names(spec: JobSpec, shell: bool) -> set[str]:
     """Modules the prologue imports at the top level, which the cell's code may use as they are."""
-    return ({"os", "sys"} if spec.secret_names else set()) | ({"subprocess", "sys"} if shell else set())
+    return {"sys"} | ({"os"} if spec.secret_names else set()) | ({"subprocess"} if shell else set())
 
 
 def _check_size(cell: str) -> None:
@@ -401,6 +401,8 @@ def hf_jobs_table(spec: JobSpec) -> dict[str, Any]:
         table["env"] = env
     if spec.labels:
         table["labels"] = dict(spec.labels)
+    if spec.job_volumes:
+        table["volumes"] = [volume.text for volume in spec.job_volumes]
     return table
 
 

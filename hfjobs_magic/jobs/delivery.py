@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hfjobs_magic.cell.returns import MANIFEST, ReturnPlan, ReturnRefused, file_name, read_manifest, verify
+from hfjobs_magic.cell.spec import bucket_parts
 from hfjobs_magic.errors import HfJobFailed
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, hub_errors
@@ -59,6 +60,8 @@ def pull_outputs(client: HubClient, spec: JobSpec, record: JobRecord) -> str:
     with hub_errors(client, f"--pull could not download from {target}"):
         if spec.push_kind in storage.SCHEMES:
             files = storage.download_prefix(target, folder)
+        elif spec.push_kind == "bucket":
+            files = client.download_bucket_prefix(*bucket_parts(target), folder)
         else:
             files = client.download_repo(target, spec.repo_type or "model", folder)
     record.pulled = f"{len(files)} file(s) from {target} into {spec.pull}"

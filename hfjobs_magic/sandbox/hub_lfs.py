@@ -161,13 +161,17 @@ async def verify(request: Request) -> JSONResponse:
     return JSONResponse({"oid": body["oid"], "size": body["size"]})
 
 
+def xet_scope(repo: Repo) -> str:
+    """What a repo's CAS tokens are issued for, and so which uploads its commits may land."""
+    return f"{repo.repo_type}:{repo.repo_id}"
+
+
 async def xet_token(request: Request) -> JSONResponse:
     """A CAS token: write needs write access to the repo, read needs only to see it (as on the Hub)."""
     target = api_target(request)
     write = request.url.path.rstrip("/").split("/")[5] == "xet-write-token"
     repo = writable(request, target) if write else visible_repo(request, target, caller(request))
-    scope = f"{repo.repo_type}:{repo.repo_id}"
-    answer = request.app.state.sandbox.xet.token_answer(scope=scope, write=write, cas_url=cas_url(request))
+    answer = request.app.state.sandbox.xet.token_answer(scope=xet_scope(repo), write=write, cas_url=cas_url(request))
     headers = {
         "X-Xet-Access-Token": answer["accessToken"],
         "X-Xet-Token-Expiration": str(answer["exp"]),
@@ -180,8 +184,9 @@ async def xet_token(request: Request) -> JSONResponse:
 def land_xet_objects(state: SandboxState, repo: Repo, sha256s: list[str]) -> None:
     """Give the repo the bytes of every LFS oid it lacks that was uploaded through Xet.
 
-    Blocking (reconstructs whole files): call it in a thread. An oid the CAS cannot vouch for is
-    left missing, and the commit then refuses it as it refuses an LFS object never uploaded.
+    Blocking (reconstructs whole files): call it in a thread. An oid the CAS cannot vouch for (not
+    uploaded with a token for this repo, or not the sha256 the upload claimed) is left missing, and
+    the commit then refuses it as it refuses an LFS object never uploaded.
     """
     for sha256 in dict.fromkeys(sha256s):
         if repo.lfs_size(sha256) is not None:
@@ -191,7 +196,7 @@ def land_xet_objects(state: SandboxState, repo: Repo, sha256s: list[str]) -> Non
         fd, tmp = tempfile.mkstemp(dir=incoming, prefix=".xet-")
         os.close(fd)
         try:
-            if state.xet.land_sha256(sha256, Path(tmp)):
+            if state.xet.land_sha256(sha256, Path(tmp), xet_scope(repo)):
                 repo.add_lfs(Path(tmp), sha256)
         finally:
             Path(tmp).unlink(missing_ok=True)

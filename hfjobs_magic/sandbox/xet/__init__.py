@@ -9,6 +9,8 @@ What other sandbox parts use:
   - `ingest_file(path) -> (file_hash, size)`: chunk, hash and store a local file (dedupes).
   - `file_size(file_hash) -> int | None`: None when unknown.
   - `write_file(file_hash, dest)`: reconstruct the bytes into `dest`; KeyError when unknown.
+  All block (disk, hashing): call them from a thread (`run_in_threadpool`), not the event loop.
+  Data is shared by the whole sandbox: a file hash is readable with any CAS token, as on the Hub.
 - `cas_url(request) -> str`: the CAS base URL for `casUrl`, as the caller reaches the sandbox.
 - `ROUTES`: the CAS HTTP routes, mounted under `/cas`.
 """

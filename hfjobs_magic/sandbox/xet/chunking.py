@@ -16,7 +16,7 @@ MIN_CHUNK = 8 * 1024
 MAX_CHUNK = 128 * 1024
 MASK = np.uint64(0xFFFF000000000000)
 WINDOW = 64
-BLOCK = 4 * 1024 * 1024
+BLOCK = 1024 * 1024
 
 # TABLE[256] of rust-gearhash (src/table.rs), as the spec names it.
 _TABLE_HEX = """
@@ -91,10 +91,11 @@ TABLE = np.array([int(v, 16) for v in _TABLE_HEX.split()], dtype=np.uint64)
 def _window_hashes(block: np.ndarray) -> np.ndarray:
     """h[i] = sum over k < 64 of TABLE[block[i - k]] << k (wrapping): the gearhash at every byte."""
     h = TABLE[block]
+    shifted = np.empty_like(h)  # reused: allocating per doubling costs more than the arithmetic
     width = 1
     while width < WINDOW:
-        shifted = np.zeros_like(h)
-        shifted[width:] = h[:-width] << np.uint64(width)
+        np.left_shift(h[:-width], np.uint64(width), out=shifted[width:])
+        shifted[:width] = 0
         h += shifted
         width *= 2
     return h

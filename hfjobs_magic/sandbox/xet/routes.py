@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -22,7 +24,7 @@ from starlette.routing import Route
 from hfjobs_magic.sandbox.xet.shard import BadShard
 from hfjobs_magic.sandbox.xet.store import Piece, XetStore
 from hfjobs_magic.sandbox.xet.tokens import Grant, TokenRefused
-from hfjobs_magic.sandbox.xet.xorb import MAX_XORB_BYTES, BadXorb
+from hfjobs_magic.sandbox.xet.xorb import MAX_UPLOAD_BYTES, BadXorb
 
 CAS_PREFIX = "/cas"
 MAX_SHARD_BYTES = 64 * 1024 * 1024
@@ -54,19 +56,37 @@ def _hash_param(request: Request, name: str) -> str:
     return value
 
 
-def _prefix(request: Request, expected: str) -> None:
-    if request.path_params["prefix"] != expected:
-        raise HTTPException(400, f"Unknown prefix {request.path_params['prefix']!r}, expected {expected!r}")
+def _prefix(request: Request, *expected: str) -> None:
+    if request.path_params["prefix"] not in expected:
+        raise HTTPException(400, f"Unknown prefix {request.path_params['prefix']!r}, expected {expected[0]!r}")
 
 
-async def _body(request: Request, limit: int) -> bytes:
+def _check_length(request: Request, limit: int) -> None:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"Body of {length} bytes is over the limit of {limit} bytes")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    _check_length(request, limit)
     body = await request.body()
     if len(body) > limit:
         raise HTTPException(413, f"Body is over the limit of {limit} bytes")
     return body
+
+
+async def _receive_into(request: Request, staged: Path, limit: int) -> bytes:
+    """The body, also written to `staged` as it arrives (so the disk works while the network does)."""
+    _check_length(request, limit)
+    parts, received = [], 0
+    with open(staged, "wb") as handle:
+        async for part in request.stream():
+            received += len(part)
+            if received > limit:
+                raise HTTPException(413, f"Body is over the limit of {limit} bytes")
+            handle.write(part)
+            parts.append(part)
+    return b"".join(parts)
 
 
 # -- uploads ------------------------------------------------------------------------------------
@@ -76,11 +96,14 @@ async def upload_xorb(request: Request) -> JSONResponse:
     _grant(request, write=True)
     _prefix(request, "default")
     xorb_hash = _hash_param(request, "hash")
-    body = await _body(request, MAX_XORB_BYTES + 1024 * 1024)  # room for the client's metadata footer
+    staged = xet(request).staging_path()
     try:
-        inserted = await run_in_threadpool(xet(request).add_xorb, xorb_hash, body)
+        body = await _receive_into(request, staged, MAX_UPLOAD_BYTES)
+        inserted = await run_in_threadpool(xet(request).add_xorb, xorb_hash, body, staged)
     except BadXorb as err:
         raise HTTPException(400, f"Bad xorb: {err}") from err
+    finally:
+        staged.unlink(missing_ok=True)
     return JSONResponse({"was_inserted": inserted})
 
 
@@ -94,10 +117,10 @@ async def head_xorb(request: Request) -> Response:
 
 
 async def upload_shard(request: Request) -> JSONResponse:
-    _grant(request, write=True)
+    grant = _grant(request, write=True)
     body = await _body(request, MAX_SHARD_BYTES)
     try:
-        added = await run_in_threadpool(xet(request).add_shard, body)
+        added = await run_in_threadpool(xet(request).add_shard, body, grant.scope)
     except BadShard as err:
         raise HTTPException(400, f"Bad shard: {err}") from err
     return JSONResponse({"result": 1 if added else 0})
@@ -105,7 +128,7 @@ async def upload_shard(request: Request) -> JSONResponse:
 
 async def dedupe_chunk(request: Request) -> Response:
     _grant(request, write=False)
-    _prefix(request, "default-merkledb")
+    _prefix(request, "default-merkledb", "default")  # the spec names the first, hf_xet 1.8 sends the second
     answer = await run_in_threadpool(xet(request).dedupe_answer, _hash_param(request, "hash"))
     if answer is None:
         raise HTTPException(404, "Chunk not tracked by global deduplication")
@@ -145,7 +168,8 @@ def _reconstruction(request: Request) -> tuple[int, list[Piece]]:
     if size is None:
         raise HTTPException(404, "File not found")
     first, last = _file_range(request, size)
-    return store.skipped_bytes(file_hash, first), list(store.pieces(file_hash, first, last))
+    pieces = list(store.pieces(file_hash, first, last))
+    return (first - pieces[0].file_offset if pieces else 0), pieces
 
 
 def _term_json(piece: Piece) -> dict:
@@ -153,18 +177,47 @@ def _term_json(piece: Piece) -> dict:
     return {"hash": term.xorb, "unpacked_length": term.length, "range": {"start": term.start, "end": term.end}}
 
 
-async def reconstruction_v1(request: Request) -> JSONResponse:
-    offset, pieces = await run_in_threadpool(_reconstruction, request)
-    fetch: dict[str, list[dict]] = {}
+def _fetch_info(request: Request, pieces: list[Piece], fetch: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The v1 `fetch_info`: for each xorb, a signed URL and byte range per chunk range the terms use."""
     for piece in pieces:
         entry = {
             "range": {"start": piece.term.start, "end": piece.term.end},
             "url": _xorb_url(request, piece.term.xorb),
             "url_range": {"start": piece.first_byte, "end": piece.last_byte},
         }
-        fetch.setdefault(piece.term.xorb, []).append(entry)
+        known = fetch.setdefault(piece.term.xorb, [])
+        if all(e["range"] != entry["range"] for e in known):
+            known.append(entry)
+    return fetch
+
+
+async def reconstruction_v1(request: Request) -> JSONResponse:
+    offset, pieces = await run_in_threadpool(_reconstruction, request)
     terms = [_term_json(p) for p in pieces]
-    return JSONResponse({"offset_into_first_range": offset, "terms": terms, "fetch_info": fetch})
+    return JSONResponse(
+        {"offset_into_first_range": offset, "terms": terms, "fetch_info": _fetch_info(request, pieces, {})}
+    )
+
+
+async def batch_reconstruction(request: Request) -> JSONResponse:
+    """Several whole files at once: `?file_id=...&file_id=...` (hf_xet) or a JSON list of keys (the spec)."""
+    _grant(request, write=False)
+    if request.method == "POST":
+        try:
+            keys = json.loads(await _body(request, 1024 * 1024))
+            file_ids = [str(key["hash"]) for key in keys]
+        except (ValueError, TypeError, KeyError) as err:
+            raise HTTPException(400, f"Expected a JSON list of {{prefix, hash}}: {err}") from err
+    else:
+        file_ids = request.query_params.getlist("file_id")
+    files, fetch = {}, {}
+    for file_id in dict.fromkeys(file_ids):
+        if xet(request).file_size(file_id) is None:
+            raise HTTPException(404, f"File not found: {file_id[:80]}")
+        pieces = await run_in_threadpool(lambda f=file_id: list(xet(request).pieces(f)))
+        files[file_id] = [_term_json(p) for p in pieces]
+        _fetch_info(request, pieces, fetch)
+    return JSONResponse({"files": files, "fetch_info": fetch})
 
 
 async def reconstruction_v2(request: Request) -> JSONResponse:
@@ -204,6 +257,7 @@ ROUTES: list[Route] = [
     Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", head_xorb, methods=["HEAD"]),
     Route(CAS_PREFIX + "/v1/shards", upload_shard, methods=["POST"]),
     Route(CAS_PREFIX + "/v1/chunks/{prefix}/{hash}", dedupe_chunk, methods=["GET"]),
+    Route(CAS_PREFIX + "/v1/reconstructions", batch_reconstruction, methods=["GET", "POST"]),
     Route(CAS_PREFIX + "/v1/reconstructions/{file_id}", reconstruction_v1, methods=["GET"]),
     Route(CAS_PREFIX + "/v2/reconstructions/{file_id}", reconstruction_v2, methods=["GET"]),
     Route(CAS_PREFIX + "/v1/files/{file_id}", head_file, methods=["HEAD"]),

@@ -71,9 +71,7 @@ def _term(record: bytes) -> Term:
 
 
 def _file(reader: _Reader, head: bytes) -> FileEntry:
-    flags, n = struct.unpack_from("<II", head, 32)
-    if n == 0:
-        raise BadShard("a file needs at least one term")
+    flags, n = struct.unpack_from("<II", head, 32)  # n is 0 for an empty file
     terms = [_term(reader.record()) for _ in range(reader.count(n))]
     verification = [reader.record()[:32] for _ in range(n)] if flags & WITH_VERIFICATION else None
     sha256 = to_hex(reader.record()[:32]) if flags & WITH_METADATA else None
@@ -103,16 +101,32 @@ def parse(body: bytes) -> list[FileEntry]:
     return files
 
 
+def _truncated(raw_hash: bytes) -> int:
+    """A hash's key in the shard's lookup tables: its first quarter as a little-endian u64."""
+    return int.from_bytes(raw_hash[:8], "little")
+
+
 def dedupe_shard(xorb_raw_hash: bytes, index: XorbIndex, xorb_bytes: int) -> bytes:
-    """A shard with no files and one xorb's chunk list: the answer to a global dedupe query."""
-    n = len(index.hashes)
-    cas = [xorb_raw_hash + struct.pack("<IIII", 0, n, sum(index.lengths), xorb_bytes)]
+    """A shard with no files and one xorb's chunk list: the answer to a global dedupe query.
+
+    With the footer xet-core reads (the spec's reserved space holds lookup tables: file, xorb and
+    chunk keys sorted, pointing at record indexes) and chunk hashes in the clear (no HMAC key).
+    """
+    n, raw_bytes = len(index.hashes), sum(index.lengths)
+    xorb_info = xorb_raw_hash + struct.pack("<IIII", 0, n, raw_bytes, xorb_bytes)
     entries = zip(index.hashes, index.offsets[:-1], index.lengths, strict=True)
-    cas += [h + struct.pack("<II", offset, length) + bytes(8) for h, offset, length in entries]
-    body = BOOKEND + b"".join(cas) + BOOKEND
-    cas_offset, footer_offset = RECORD + RECORD, RECORD + len(body)
+    xorb_info += b"".join(h + struct.pack("<II", offset, length) + bytes(8) for h, offset, length in entries)
+    xorb_offset = RECORD + RECORD  # after the header and the empty file section's bookend
+    lookups_offset = xorb_offset + len(xorb_info) + RECORD
+    xorb_lookup = struct.pack("<QI", _truncated(xorb_raw_hash), 0)
+    chunk_keys = sorted((_truncated(h), i) for i, h in enumerate(index.hashes))
+    chunk_lookup = b"".join(struct.pack("<QII", key, 0, i) for key, i in chunk_keys)
+    footer_offset = lookups_offset + len(xorb_lookup) + len(chunk_lookup)
     now = int(time.time())
-    footer = struct.pack("<QQQ", FOOTER_VERSION, RECORD, cas_offset) + bytes(48) + bytes(32)
-    footer += struct.pack("<QQ", now, now + DEDUPE_EXPIRY_S) + bytes(72) + struct.pack("<Q", footer_offset)
+    footer = struct.pack("<QQQ", FOOTER_VERSION, RECORD, xorb_offset)
+    footer += struct.pack("<6Q", lookups_offset, 0, lookups_offset, 1, lookups_offset + len(xorb_lookup), n)
+    footer += bytes(32) + struct.pack("<QQ", now, now + DEDUPE_EXPIRY_S) + bytes(48)
+    footer += struct.pack("<QQQQ", xorb_bytes, raw_bytes, raw_bytes, footer_offset)
     assert len(footer) == FOOTER_SIZE
+    body = BOOKEND + xorb_info + BOOKEND + xorb_lookup + chunk_lookup
     return TAG + struct.pack("<QQ", HEADER_VERSION, FOOTER_SIZE) + body + footer

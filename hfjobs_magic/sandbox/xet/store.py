@@ -2,9 +2,10 @@
 
 Layout: `xorbs/ab/<hash>` (the chunks as uploaded) with `<hash>.json` (each chunk's hash, length
 and offset), `files/ab/<hash>.json` (a file's terms, size and sha256), `sha256/ab/<sha256>` (the
-file hash of content whose sha256 the sandbox checked itself) and `claims/ab/<sha256>` (what a
-client's shard said, checked when a commit first needs it). Everything is written atomically
-and is only ever added, so readers need no lock.
+file hash of content whose sha256 the sandbox checked itself) and `claims/ab/<sha256>/<scope>`
+(what a shard uploaded with a token for `scope` said, checked when a commit in that repo needs
+it); uploads arrive in `incoming/`. Every file is written whole then renamed into place, so
+readers need no lock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from hfjobs_magic.sandbox.xet import chunking, shard, xorb
 from hfjobs_magic.sandbox.xet.hashing import chunk_hash, file_hash, from_hex, is_hex_hash, range_hash, to_hex
@@ -34,9 +36,10 @@ class Piece:
     term: shard.Term
     first_byte: int
     last_byte: int
+    file_offset: int  # where the term's first chunk starts in the file
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def _write_atomic(target: Path, data: bytes | memoryview) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as handle:
@@ -65,13 +68,18 @@ class XetStore:
 
     def write_file(self, file_hash: str, dest: Path) -> None:
         """Reconstruct a file's bytes into `dest`; KeyError when the store does not know it."""
-        record = self.file_record(file_hash)
-        if record is None:
+        self._reconstruct(file_hash, dest, None)
+
+    def _reconstruct(self, file_hash: str, dest: Path, digest: hashlib._Hash | None) -> None:
+        """Write a file's bytes into `dest`, feeding them to `digest` on the way (one pass)."""
+        if self.file_record(file_hash) is None:
             raise KeyError(file_hash)
         with open(dest, "wb") as out:
             for piece in self.pieces(file_hash):
                 for data in self.term_chunks(piece):
                     out.write(data)
+                    if digest is not None:
+                        digest.update(data)
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
         """Chunk, hash and store a local file (known chunks are not stored again); (file hash, size)."""
@@ -105,36 +113,59 @@ class XetStore:
             return None
 
     # -- uploads ------------------------------------------------------------------------------------
-    def add_xorb(self, xorb_hash: str, body: bytes) -> bool:
-        """Check and keep an uploaded xorb; False when it was already there. BadXorb when malformed."""
+    def staging_path(self) -> Path:
+        """A new empty file to receive an upload into, next to where it will be kept."""
+        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root / "incoming", prefix="xorb-")
+        os.close(fd)
+        return Path(tmp)
+
+    def add_xorb(self, xorb_hash: str, body: bytes, staged: Path | None = None) -> bool:
+        """Check and keep an uploaded xorb; False when it was already there. BadXorb when malformed.
+
+        `staged`, if given, is a file already holding `body` (written while it arrived): it is kept
+        by renaming, so the upload's bytes are not written twice.
+        """
         if not is_hex_hash(xorb_hash):
             raise BadXorb(f"not a xorb hash: {xorb_hash[:80]!r}")
-        if len(body) > xorb.MAX_XORB_BYTES:
-            raise BadXorb(f"xorb of {len(body)} bytes is over the 64 MiB limit")
+        if len(body) > xorb.MAX_UPLOAD_BYTES:
+            raise BadXorb(f"xorb of {len(body)} bytes is over the limit of {xorb.MAX_UPLOAD_BYTES} bytes")
         index, end = xorb.parse(body)
         if index.hash != xorb_hash:
             raise BadXorb(f"xorb hash is {index.hash}, not {xorb_hash}")
         if self.has_xorb(xorb_hash):
             return False
-        self._keep_xorb(xorb_hash, body[:end], index)
+        if staged is None:
+            self._keep_xorb(xorb_hash, memoryview(body)[:end], index)
+        else:
+            os.truncate(staged, end)  # without the client's metadata footer
+            self._keep_xorb(xorb_hash, staged, index)
         return True
 
-    def _keep_xorb(self, xorb_hash: str, chunks: bytes, index: XorbIndex) -> None:
+    def _keep_xorb(self, xorb_hash: str, chunks: bytes | memoryview | Path, index: XorbIndex) -> None:
         meta = {"hashes": [h.hex() for h in index.hashes], "lengths": index.lengths, "offsets": index.offsets}
         _write_atomic(self._path("xorbs", xorb_hash + ".json"), json.dumps(meta).encode())
-        _write_atomic(self.xorb_path(xorb_hash), chunks)  # last: its presence means "stored"
+        if isinstance(chunks, Path):  # last: the xorb file's presence means "stored"
+            self.xorb_path(xorb_hash).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(chunks, self.xorb_path(xorb_hash))
+        else:
+            _write_atomic(self.xorb_path(xorb_hash), chunks)
         with self._lock:
             if self._chunks is not None:
                 self._chunks.update({h: (xorb_hash, i) for i, h in enumerate(index.hashes)})
 
-    def add_shard(self, body: bytes) -> bool:
-        """Check an uploaded shard against the stored xorbs and keep its files; BadShard when it fails."""
+    def add_shard(self, body: bytes, scope: str = "") -> bool:
+        """Check an uploaded shard against the stored xorbs and keep its files; BadShard when it fails.
+
+        `scope` is what the uploader's token was issued for: a commit there may name the files'
+        sha256 (see `land_sha256`).
+        """
         files = shard.parse(body)
         for entry in files:
             self._check_file(entry)
         added = False
         for entry in files:
-            added |= self._keep_file(entry)
+            added |= self._keep_file(entry, scope)
         return added
 
     def _check_file(self, entry: shard.FileEntry) -> None:
@@ -148,9 +179,14 @@ class XetStore:
             if range_hash(index.hashes[term.start : term.end]) != entry.verification[i]:
                 raise shard.BadShard(f"file {entry.hash}: verification hash of term {i} does not match")
 
-    def _keep_file(self, entry: shard.FileEntry) -> bool:
-        if entry.sha256 is not None:
-            _write_atomic(self._path("claims", entry.sha256), entry.hash.encode())
+    def _claim_path(self, sha256: str, scope: str) -> Path | None:
+        valid = re.fullmatch(r"[0-9a-f]{64}", sha256)
+        return self._path("claims", sha256) / quote(scope, safe="") if valid else None
+
+    def _keep_file(self, entry: shard.FileEntry, scope: str) -> bool:
+        claim = self._claim_path(entry.sha256, scope) if entry.sha256 is not None else None
+        if claim is not None:
+            _write_atomic(claim, entry.hash.encode())
         if self.file_record(entry.hash) is not None:
             return False
         terms = [[t.xorb, t.start, t.end, t.length] for t in entry.terms]
@@ -164,15 +200,19 @@ class XetStore:
         path = self._path("sha256", sha256)
         return path.read_text() if re.fullmatch(r"[0-9a-f]{64}", sha256) and path.is_file() else None
 
-    def land_sha256(self, sha256: str, dest: Path) -> bool:
-        """Write the content a client uploaded as `sha256` into `dest` if its sha256 really is that."""
-        known = self.file_for_sha256(sha256)
-        claim = self._path("claims", sha256) if re.fullmatch(r"[0-9a-f]{64}", sha256) else None
-        candidate = known or (claim.read_text() if claim is not None and claim.is_file() else None)
+    def land_sha256(self, sha256: str, dest: Path, scope: str) -> bool:
+        """Write the content uploaded to `scope` as `sha256` into `dest` if its sha256 really is that.
+
+        Only an upload with a token for `scope` counts: knowing a sha256 is no proof of having the
+        bytes, so a commit cannot pull in another repo's file by naming it.
+        """
+        claim = self._claim_path(sha256, scope)
+        candidate = claim.read_text() if claim is not None and claim.is_file() else None
         if candidate is None or self.file_record(candidate) is None:
             return False
-        self.write_file(candidate, dest)
-        if _sha256_of(dest) != sha256:
+        digest = hashlib.sha256()
+        self._reconstruct(candidate, dest, digest)
+        if digest.hexdigest() != sha256:
             dest.unlink(missing_ok=True)
             return False
         _write_atomic(self._path("sha256", sha256), candidate.encode())
@@ -201,22 +241,7 @@ class XetStore:
             pos += index.lengths[stop]
             stop += 1
         term = shard.Term(xorb_hash, sum(index.lengths[start:stop]), start, stop)
-        return Piece(term, index.offsets[start], index.offsets[stop] - 1)
-
-    def skipped_bytes(self, file_hash: str, first: int) -> int:
-        """How far into the first piece's chunks byte `first` of the file lies."""
-        record, at = self.file_record(file_hash), 0
-        assert record is not None
-        for xorb_hash, start, _end, length in record["terms"]:
-            if at + length > first:
-                index = self.xorb_index(xorb_hash)
-                assert index is not None
-                while at + index.lengths[start] <= first:
-                    at += index.lengths[start]
-                    start += 1
-                return first - at
-            at += length
-        return 0
+        return Piece(term, index.offsets[start], index.offsets[stop] - 1, at)
 
     def term_chunks(self, piece: Piece) -> list[bytes]:
         with open(self.xorb_path(piece.term.xorb), "rb") as handle:
@@ -245,14 +270,6 @@ class XetStore:
         index = self.xorb_index(found[0])
         assert index is not None
         return shard.dedupe_shard(from_hex(found[0]), index, self.xorb_path(found[0]).stat().st_size)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Ingest:

@@ -18,6 +18,7 @@ VERSION = 0
 NONE, LZ4, BG4_LZ4 = 0, 1, 2
 MAX_CHUNK_BYTES = 128 * 1024
 MAX_XORB_BYTES = 64 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_XORB_BYTES + 1024 * 1024  # room for chunk headers and the client's footer
 FOOTER_IDENT = b"XETBLOB"
 
 
@@ -65,7 +66,7 @@ def decompress(scheme: int, data: bytes) -> bytes:
     return _ungroup(raw) if scheme == BG4_LZ4 else raw
 
 
-def _chunk_at(body: bytes, at: int) -> tuple[bytes, int]:
+def _chunk_at(body: bytes | memoryview, at: int) -> tuple[bytes, int]:
     """The uncompressed chunk whose header starts at `at`, and where the next one starts."""
     header = body[at : at + HEADER_SIZE]
     if len(header) < HEADER_SIZE or header[0] != VERSION:
@@ -74,7 +75,7 @@ def _chunk_at(body: bytes, at: int) -> tuple[bytes, int]:
     end = at + HEADER_SIZE + size
     if end > len(body) or length > MAX_CHUNK_BYTES:
         raise BadXorb(f"truncated or oversized chunk at byte {at}")
-    data = decompress(scheme, body[at + HEADER_SIZE : end])
+    data = decompress(scheme, bytes(body[at + HEADER_SIZE : end]))
     if len(data) != length:
         raise BadXorb(f"chunk at byte {at} decompresses to {len(data)} bytes, its header says {length}")
     return data, end
