@@ -11,7 +11,7 @@ from huggingface_hub import HfApi
 
 from hfjobs_magic.errors import HfJobHubError
 from hfjobs_magic.sandbox import Sandbox
-from tests.nbrun import execute, final_record, records, sandbox_env, text_of
+from tests.nbrun import execute, final_record, interrupt_when_logged, records, sandbox_env, text_of
 
 LOAD = "%load_ext hfjobs_magic"
 QUIET = "--allow-no-push --timeout 5m --yes"
@@ -175,8 +175,8 @@ def test_logs_completion_and_a_light_load_ext(sandbox, tmp_path):
 def test_interrupting_an_unattended_wait_leaves_the_job_running(sandbox, tmp_path):
     cells = [
         LOAD,
-        "import os, signal, threading\nthreading.Timer(3, os.kill, (os.getpid(), signal.SIGINT)).start()",
-        f"%%hfjob {QUIET}\nimport time\nprint('started', flush=True)\ntime.sleep(60)",
+        interrupt_when_logged("started-and-left-running"),
+        f"%%hfjob {QUIET}\nimport time\nprint('started-and-left-running', flush=True)\ntime.sleep(120)",
     ]
     nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is not None and err.ename == "KeyboardInterrupt"
