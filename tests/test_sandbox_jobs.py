@@ -263,6 +263,24 @@ def test_the_working_dir_is_gone_and_its_files_are_reported_lost(api):
     )
 
 
+def test_a_file_changed_after_its_push_is_reported_lost(api):
+    """The --outputs wrapper's manifest (written here by its own code) keeps pushed files off the lost list,
+    unless they changed after their push."""
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import os\nfrom pathlib import Path\nfrom hfjobs_magic.cell.persist import MANIFEST, Pusher, snapshot\n"
+        "os.makedirs('out')\nopen('out/a.txt', 'w').write('aaa')\nopen('out/b.txt', 'w').write('bbb')\n"
+        "Pusher(Path('out'), None, Path(MANIFEST)).record(['a.txt', 'b.txt'], snapshot(Path('out')))\n"
+        "open('out/b.txt', 'w').write('b, changed after its push')\n"
+    )
+    job = run(api, code, env={"PYTHONPATH": str(root)})
+    assert finish(api, job).status.stage == "COMPLETED", logs(api, job)
+    assert logs(api, job)[-1] == (
+        "[sandbox] job ended; 1 file left in its working dir would be lost (not counting 1 uploaded by --outputs): "
+        "out/b.txt (25 B)"
+    )
+
+
 def test_a_job_that_leaves_nothing_gets_no_lost_files_line(api):
     job = run(api, "print('clean')")
     finish(api, job)
