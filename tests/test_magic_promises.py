@@ -186,3 +186,14 @@ def test_hf_token_travels_as_a_secret_by_default(sandbox, tmp_path):
     job = api_of(sandbox).inspect_job(job_id=final_record(nb.cells[1])["id"], namespace=sandbox.user)
     assert "HF_TOKEN" in job.secrets and "HF_TOKEN" not in (job.environment or {})
     assert f"token {digest}" in text_of(nb.cells[1])
+
+
+def test_without_timeout_the_server_default_stops_the_job(fresh_sandbox, tmp_path):
+    """No --timeout: the magic sends none and the server's default applies (30 minutes on the Hub; 2 s here)."""
+    fresh_sandbox.jobs.default_timeout = 2
+    fresh_sandbox.jobs.grace_seconds = 0.5
+    cell = "%%hfjob --allow-no-push --yes\nimport time\nprint('waiting', flush=True)\ntime.sleep(120)"
+    nb, err = execute([LOAD, cell], sandbox_env(fresh_sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is not None and err.ename == "HfJobFailed" and "timed out after 2 s" in err.evalue
+    job_id = final_record(nb.cells[1])["id"]
+    assert timeout_of(fresh_sandbox, job_id, fresh_sandbox.user) == 2
