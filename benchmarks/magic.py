@@ -107,8 +107,7 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     bench_load_ext()
     with Sandbox() as sb, tempfile.TemporaryDirectory() as tmp:
-        env = {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token, "HFJOB_HISTORY": f"{tmp}/history.jsonl",
-               "HF_HUB_DISABLE_XET": "1"}
+        env = {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token, "HFJOB_HISTORY": f"{tmp}/history.jsonl"}
         bench_submission(sb, env)
         bench_log_following(sb, env)
 

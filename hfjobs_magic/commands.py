@@ -109,7 +109,7 @@ def run_notebook(name: str, *, sandbox: bool, yes: bool, output: str | None) -> 
 
     with Sandbox() as sb:
         print(f"[hfjob] sandbox at {sb.endpoint} (user {sb.user}); nothing leaves this machine", flush=True)
-        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token, "HF_HUB_DISABLE_XET": "1",
+        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token,
                 "HFJOB_HISTORY": str(sb.data_dir / "history.jsonl")}
         return _execute(path, out, env)
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hfjobs_magic.sandbox import hub_routes, job_routes
+from hfjobs_magic.sandbox import bucket_routes, hub_routes, job_routes, metric_routes, schedule_routes, xet
 from hfjobs_magic.sandbox.faults import CONTROL_PREFIX, FaultMiddleware
 from hfjobs_magic.sandbox.state import SandboxState
 
@@ -111,7 +111,8 @@ class FreshDate:
 
 def build_app(state: SandboxState) -> Starlette:
     app = Starlette(
-        routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *hub_routes.ROUTES],
+        routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *metric_routes.ROUTES, *schedule_routes.ROUTES,
+                *xet.ROUTES, *bucket_routes.ROUTES, *hub_routes.ROUTES],
         exception_handlers={HTTPException: http_error, OSError: disk_full},
         middleware=[
             Middleware(FreshDate),

@@ -10,6 +10,7 @@ live in `hub_lfs`, the JSON shapes in `hub_shapes`.
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 from urllib.parse import parse_qs
@@ -48,6 +49,7 @@ from hfjobs_magic.sandbox.repos import (
     EntryMissing,
     MissingObject,
     ParentMismatch,
+    PutLfs,
     Repo,
     RepoExists,
     check_path,
@@ -208,19 +210,25 @@ def _checked_path(path: object) -> str:
         raise HTTPException(400, str(err)) from err
 
 
-LFS_CLIENTS = ("datasets/",)  # user-agent prefixes of clients that need LFS (see hub_lfs)
+LFS_MIN_BYTES = 10 * 1024 * 1024  # the Hub puts files this large in LFS whatever .gitattributes says
 
 
-def _upload_mode(request: Request, repo: Repo, commit: Commit, path: str) -> str:
-    """Regular (contents inline) for everyone but `datasets`, which gets LFS where `.gitattributes` says.
+def _upload_mode(repo: Repo, commit: Commit, path: str, item: dict) -> str:
+    """ "lfs" where the Hub says so: tracked by `.gitattributes`, 10 MB or more, or binary.
 
-    Regular keeps clients off Xet, which the sandbox does not speak; `datasets` deletes each parquet
-    shard right after its preupload, so only an LFS upload at that moment keeps it (see hub_lfs).
+    huggingface_hub then uploads the file through Xet (or the LFS batch API with Xet disabled)
+    and commits it by sha256; everything else comes inline in the commit.
     """
-    attributes = commit.tree.get(".gitattributes")
-    if attributes is None or not request.headers.get("user-agent", "").startswith(LFS_CLIENTS):
-        return "regular"
-    return "lfs" if lfs_tracked(repo.read(attributes), path) else "regular"
+    size, attributes = item.get("size"), commit.tree.get(".gitattributes")
+    if isinstance(size, int) and size >= LFS_MIN_BYTES:
+        return "lfs"
+    if attributes is not None and lfs_tracked(repo.read(attributes), path):
+        return "lfs"
+    try:
+        sample = base64.b64decode(str(item.get("sample", "")), validate=False)
+    except ValueError:
+        sample = b""
+    return "lfs" if b"\x00" in sample else "regular"
 
 
 async def preupload(request: Request) -> JSONResponse:
@@ -236,7 +244,7 @@ async def preupload(request: Request) -> JSONResponse:
         path, size = _checked_path(item.get("path")), item.get("size")
         if isinstance(size, int) and size > limit:
             raise HTTPException(413, str(shapes.too_large(path, size, limit)))
-        mode, remote = _upload_mode(request, repo, commit, path), commit.tree.get(path)
+        mode, remote = _upload_mode(repo, commit, path, item), commit.tree.get(path)
         oid = remote and (remote.sha256 if mode == "lfs" else remote.oid)
         answer.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
     return JSONResponse({"files": answer, "commitOid": commit.oid})
@@ -258,6 +266,8 @@ async def create_commit(request: Request) -> JSONResponse:
     identity = require_caller(request)
     try:
         parsed = shapes.parse_commit(await request.body(), request.app.state.sandbox.limits.max_file_bytes)
+        oids = [op.sha256 for op in parsed.operations if isinstance(op, PutLfs)]
+        await run_in_threadpool(hub_lfs.land_xet_objects, request.app.state.sandbox, repo, oids)
         commit = await run_in_threadpool(
             repo.commit,
             parsed.operations,
@@ -345,6 +355,7 @@ async def resolve_file(request: Request) -> Response:
     headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{blob.sha256 if blob.lfs else blob.oid}"'}
     if blob.lfs:  # the Hub would redirect to its CDN and name the linked object in these two headers
         headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)})
+        headers.update(hub_lfs.xet_headers(request, repo, target.rev, blob.sha256))
     media_type = mimetypes.guess_type(target.path)[0] or "application/octet-stream"
     return FileResponse(repo.content_path(blob), headers=headers, media_type=media_type)
 

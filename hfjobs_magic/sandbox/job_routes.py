@@ -20,6 +20,7 @@ from hfjobs_magic.remote.hardware import BY_NAME, DEFAULT_FLAVOR, FLAVORS
 from hfjobs_magic.sandbox.accounts import Identity, caller, require_caller, require_writer
 from hfjobs_magic.sandbox.joblog import LogBook
 from hfjobs_magic.sandbox.jobs import Job, JobManager
+from hfjobs_magic.sandbox.volumes import VolumeError, parse_volumes
 
 MAX_SPEC_BYTES = 1024 * 1024  # a job spec carries env and arguments, not data
 EVENTS_PER_WRITE = 8192  # SSE events joined into one write: few large writes keep logs fast
@@ -60,11 +61,22 @@ async def create_job(request: Request) -> JSONResponse:
     if len(body) > MAX_SPEC_BYTES:
         raise HTTPException(413, f"Job spec too large: {len(body)} bytes > {MAX_SPEC_BYTES} bytes")
     spec, secrets = parse_spec(_json(body), _jobs(request).default_timeout)
+    spec["volumes"] = await _checked_volumes(request, identity, spec["volumes"])
     job = await run_in_threadpool(  # waits for the process to start: not on the event loop
         _jobs(request).create, namespace=namespace, owner_type=_owner_type(identity, namespace),
         initiator=identity.name, secrets=secrets, **spec,
     )
     return JSONResponse(_jobs(request).snapshot(job))
+
+
+async def _checked_volumes(request: Request, identity: Identity, volumes: list[dict]) -> list[dict]:
+    """The caller's volumes, `me/` named; refused as the Hub would when one cannot be mounted."""
+    if not volumes:
+        return volumes
+    try:
+        return await run_in_threadpool(request.app.state.sandbox.volumes.check, identity, volumes)
+    except VolumeError as err:
+        raise HTTPException(err.status, str(err)) from err
 
 
 async def inspect_job(request: Request) -> JSONResponse:
@@ -140,8 +152,10 @@ def parse_spec(body: object, default_timeout: int) -> tuple[dict, dict[str, str]
     image, space_id = body.get("dockerImage"), body.get("spaceId")
     if not (isinstance(image, str) and image) and not (isinstance(space_id, str) and space_id):
         raise HTTPException(400, "The job spec needs a 'dockerImage' or a 'spaceId'")
-    if body.get("volumes"):
-        raise HTTPException(400, "The sandbox does not support volumes")
+    try:
+        volumes = parse_volumes(body.get("volumes"))
+    except ValueError as err:
+        raise HTTPException(400, f"Invalid volumes: {err}") from err
     flavor = body.get("flavor") or DEFAULT_FLAVOR
     if flavor not in BY_NAME:
         raise HTTPException(400, f"Invalid flavor '{flavor}'; valid flavors: {', '.join(BY_NAME)}")
@@ -154,6 +168,7 @@ def parse_spec(body: object, default_timeout: int) -> tuple[dict, dict[str, str]
         "flavor": flavor,
         "labels": _str_dict(body.get("labels"), "labels"),
         "timeout": _timeout(body.get("timeoutSeconds"), default_timeout),
+        "volumes": volumes,
     }
     return spec, _str_dict(body.get("secrets"), "secrets", env=True)
 
