@@ -53,7 +53,7 @@ def test_dry_run_shows_the_script_and_submits_nothing(sandbox, tmp_path):
 
 
 def test_detach_returns_at_once(sandbox, tmp_path):
-    cell = f"%%hfjob {QUIET} --detach\nimport time\ntime.sleep(20)"
+    cell = f"%%hfjob {QUIET} --detach\nimport time\ntime.sleep(300)"  # still running when the cell returns
     nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
     record = final_record(nb.cells[1])

@@ -93,13 +93,23 @@ def test_submission_refused_for_good_is_not_retried(fresh_sandbox):
     assert [j.id for j in client.list_jobs("alice")] == [info.id]
 
 
-def test_a_silent_job_still_updates_its_stage_and_an_outage_is_said(fresh_sandbox):
+def test_a_silent_job_still_updates_its_stage_and_an_outage_is_said(fresh_sandbox, tmp_path):
+    """The job prints nothing and runs until the view has shown both, then the Hub answers again."""
+    go_on = tmp_path / "go-on"
     client = HubClient(fresh_sandbox.endpoint, fresh_sandbox.token)
-    info = submit(client, "import time\ntime.sleep(4)")
+    info = submit(client, f"import os, time\nwhile not os.path.exists({str(go_on)!r}):\n    time.sleep(0.1)")
     fresh_sandbox.faults.fail_next(4, status=503, path_prefix=f"/api/jobs/alice/{info.id}")
-    record, updates = follow(client, info)
+    seen: list[Update] = []
+
+    def on_update(update: Update) -> None:
+        seen.append(update)
+        said = any("no answer from the Hub" in (u.record["message"] or "") for u in seen)
+        if said and any(u.record["stage"] == "RUNNING" and not u.lines for u in seen):
+            go_on.touch()
+
+    record = JobRecord(id=info.id, namespace="alice", url=info.url, flavor="cpu-basic", usd_per_hour=0.01)
+    apply_job_info(record, info)
+    assert JobWatch(client, record, on_update).start().join(timeout=240)
+    assert go_on.exists(), "a silent job must still show it is running, and an outage must be said"
     assert record.stage == "COMPLETED"
-    running = [u for u in updates if u.record["stage"] == "RUNNING" and not u.lines]
-    assert running, "a job printing nothing must still show it is running"
-    assert any("no answer from the Hub" in (u.record["message"] or "") for u in updates)
-    assert updates[-1].record["message"] is None  # the outage notice goes once the Hub answers
+    assert seen[-1].record["message"] is None  # the outage notice goes once the Hub answers
