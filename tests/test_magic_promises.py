@@ -82,6 +82,34 @@ def test_config_pass_token_pin_and_max_cost(sandbox, tmp_path):
     assert job_count(sandbox) == before + 1  # the job of cell 2 only
 
 
+def test_config_defaults_reach_the_job_and_its_script(sandbox, tmp_path):
+    cells = [
+        LOAD,
+        "%config HFJobMagics.namespace = 'alice-lab'",
+        "%config HFJobMagics.labels = {'team': 'from-config'}",
+        "%config HFJobMagics.env = {'GREETING': 'from-config'}",
+        "%config HFJobMagics.secrets = ['MY_KEY']",
+        "%config HFJobMagics.timeout = '6m'",
+        "%config HFJobMagics.image = 'ghcr.io/astral-sh/uv:python3.11-bookworm'",
+        "%config HFJobMagics.allow_no_push = True",
+        "%%hfjob --yes\nimport os\nprint('env', os.environ['GREETING'], os.environ['MY_KEY'])",
+        "%config HFJobMagics.with_deps = ['pyyaml<7']",
+        "%config HFJobMagics.python = '3.11'",
+        "%%hfjob --dry-run\nprint(1)",
+    ]
+    nb, err = execute(cells, sandbox_env(sandbox, tmp_path, MY_KEY="configured-secret"), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert "env from-config ***" in text_of(nb.cells[8])  # the secret arrived, and is masked
+    job_id = final_record(nb.cells[8])["id"]
+    job = api_of(sandbox).inspect_job(job_id=job_id, namespace="alice-lab")
+    assert job.labels["team"] == "from-config" and job.environment["GREETING"] == "from-config"
+    assert set(job.secrets) == {"HF_TOKEN", "MY_KEY"}
+    assert job.docker_image == "ghcr.io/astral-sh/uv:python3.11-bookworm"
+    assert timeout_of(sandbox, job_id, "alice-lab") == 360
+    script = text_of(nb.cells[11])
+    assert '"pyyaml<7"' in script and 'requires-python = "==3.11.*"' in script
+
+
 def test_config_cancel_on_interrupt_cancels_the_job(sandbox, tmp_path):
     cells = [
         LOAD,
