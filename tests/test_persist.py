@@ -257,7 +257,8 @@ def test_cancel_pushes_the_checkpoint(sandbox, api, tmp_path, unique_name):
     assert any("final (stopped)" in c.title for c in api.list_repo_commits(repo))
 
 
-# Job code that waits until the wrapper's manifest lists an upload of `name` `times` times (a condition, not a sleep).
+# Job code: wait until the wrapper's manifest lists `name` uploaded `times` times (a condition, not a sleep);
+# write a file in one step.
 WAIT_FOR_PUSH = """import json, os, time
 
 def wait_for_push(name, times=1):
@@ -268,15 +269,19 @@ def wait_for_push(name, times=1):
             return
         assert time.monotonic() < deadline, f'{name} was never pushed {times} time(s)'
         time.sleep(0.1)
+
+def put(name, text):  # whole or not at all: a periodic push may come at any moment
+    open('staged.tmp', 'w').write(text)
+    os.replace('staged.tmp', name)
 """
 
 
 def test_sync_every_pushes_during_the_run_and_only_what_changed(sandbox, api, tmp_path, unique_name):
     repo = f"{sandbox.user}/{unique_name}"
     cell = (f"%%hfjob {FLAGS} --outputs out --push {repo} --sync-every 1s\n{WAIT_FOR_PUSH}"
-            "open('out/a.txt', 'w').write('a')\nopen('out/b.txt', 'w').write('b')\n"
+            "put('out/a.txt', 'a')\nput('out/b.txt', 'b')\n"
             "wait_for_push('out/a.txt')\nwait_for_push('out/b.txt')\n"
-            "open('out/b.txt', 'w').write('b, changed')\nwait_for_push('out/b.txt', times=2)\n"
+            "put('out/b.txt', 'b, changed')\nwait_for_push('out/b.txt', times=2)\n"
             "print('pushed', sorted(json.loads(line)['path'] for line in open('.hfjob-pushed')))")
     nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
