@@ -36,12 +36,13 @@ class HFJobMagics(Magics):
     image = Unicode(DEFAULT_IMAGE, help="Docker image (with uv) when --image is not given.").tag(config=True)
     python = Unicode(None, allow_none=True, help="Python version for jobs, e.g. '3.12'.").tag(config=True)
     namespace = Unicode(None, allow_none=True, help="User or org that runs the jobs (default: you).").tag(config=True)
-    push = Unicode(None, allow_none=True, help="Default push target (repo id, s3:// or gs://).").tag(config=True)
+    push = Unicode(None, allow_none=True, help="Default push target (repo id, hf://buckets/, s3:// or gs://).").tag(config=True)
     repo_type = Unicode(None, allow_none=True, help="Repo type of the push target.").tag(config=True)
     secrets = List(Unicode(), help="Secret names always passed to jobs (HF_TOKEN is passed anyway).").tag(config=True)
     env = Dict(value_trait=Unicode(), help="Environment variables always set in jobs.").tag(config=True)
     labels = Dict(value_trait=Unicode(), help="Labels always put on jobs.").tag(config=True)
     with_deps = List(Unicode(), help="Extra dependencies always added to job scripts.").tag(config=True)
+    volumes = List(Unicode(), help="Volumes always mounted in jobs, as --volume takes them.").tag(config=True)
     sync_every = Unicode(None, allow_none=True, help="Default --sync-every period.").tag(config=True)
     card = Bool(False, help="Write a job card to the push target by default.").tag(config=True)
     allow_no_push = Bool(False, help="Accept jobs that push nothing (their results are lost).").tag(config=True)
@@ -53,6 +54,10 @@ class HFJobMagics(Magics):
         config=True)
     log_lines = Int(40, help="How many log lines the live view and the saved record keep.").tag(config=True)
     history_file = Unicode("", help="Where the local job history lives (default: ~/.local/state).").tag(config=True)
+    idle_gpu_warn = Unicode("10m", help="Warn when a GPU job's GPU has been idle (under 5 %) this long.").tag(
+        config=True)
+    queue_wait_warn = Unicode("5m", help="Say so when a job has waited for hardware (SCHEDULING) this long.").tag(
+        config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -80,11 +85,14 @@ class HFJobMagics(Magics):
         return self._client
 
     def runner(self) -> Any:
+        from hfjobs_magic.cell.spec import parse_timeout
         from hfjobs_magic.jobs.history import History
         from hfjobs_magic.jobs.runner import Runner, RunSettings
 
         settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
-                               cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
+                               cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines,
+                               idle_gpu_warn_s=parse_timeout(self.idle_gpu_warn, flag="idle_gpu_warn"),
+                               queue_wait_warn_s=parse_timeout(self.queue_wait_warn, flag="queue_wait_warn"))
         return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings)
 
     def notebook(self) -> str | None:
@@ -137,14 +145,27 @@ class HFJobMagics(Magics):
                                      cell_targets=targets))
 
     # -- line magics -------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--scheduled", action="store_true", help="list scheduled jobs, with their next and last run")
     @line_magic
     def hfjob_ps(self, line: str) -> None:
         """List your recent jobs: id, stage, flavor, age, and the notebook cell each came from."""
         from hfjobs_magic.jobs.joblist import print_jobs
+        from hfjobs_magic.jobs.schedules import print_scheduled
 
-        if line.strip():
-            raise UsageError("%hfjob_ps takes no arguments")
+        if parse_argstring(self.hfjob_ps, line).scheduled:
+            print_scheduled(self.client(), self.namespace)
+            return
         print_jobs(self.client(), self.runner().history, self.namespace)
+
+    @magic_arguments()
+    @argument("id", help="the scheduled job's id (%%hfjob_ps --scheduled lists them)")
+    @line_magic
+    def hfjob_unschedule(self, line: str) -> None:
+        """Delete a scheduled job: no more runs start (a run already started goes on)."""
+        from hfjobs_magic.jobs.schedules import unschedule
+
+        unschedule(self.client(), parse_argstring(self.hfjob_unschedule, line).id, self.namespace)
 
     @magic_arguments()
     @argument("job", help="job id (or a prefix of one from this machine's history)")

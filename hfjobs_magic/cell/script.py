@@ -350,6 +350,8 @@ def hf_jobs_table(spec: JobSpec) -> dict[str, Any]:
         table["env"] = env
     if spec.labels:
         table["labels"] = dict(spec.labels)
+    if spec.job_volumes:
+        table["volumes"] = [volume.text for volume in spec.job_volumes]
     return table
 
 
@@ -427,8 +429,8 @@ def render_prologue(secret_names: Iterable[str], *, shell: bool = False, ipython
                     display: bool = False) -> str:
     """Fail fast on a missing secret, and stand in for what notebooks have built in."""
     names = list(secret_names)
-    imports = [m for m, used in (("os", names), ("subprocess", shell), ("sys", names or shell)) if used]
-    lines = [f"import {m}" for m in imports]
+    imports = [m for m, used in (("os", names), ("subprocess", shell), ("sys", True)) if used]
+    lines = [f"import {m}" for m in imports] + _LIVE_PROGRESS
     if names:
         lines += ["", "# Fail fast when a secret did not reach the job."]
     for name in names:
@@ -448,6 +450,38 @@ def _missing_secret(name: str) -> str:
                 "or pass --no-token if the job needs no token")
     return f"hfjob: secret {name} is not set in this job; pass it with --secrets {name}"
 
+
+# Job logs are split on "\n": a progress bar redrawn with "\r" (tqdm) would show only when it ends.
+# Ending the line at each "\r" shows every state live; the views fold them back into one line.
+_LIVE_PROGRESS = [
+    "",
+    "",
+    "class _LiveLines:",
+    '    """A stream whose "\\r" ends the line (when something is on it), so each progress update reaches the log."""',
+    "",
+    "    def __init__(self, stream):",
+    "        self._stream, self._mid = stream, False",
+    "",
+    "    def write(self, text):",
+    '        pieces = text.split("\\r")',
+    "        out, mid = [pieces[0]], (not pieces[0].endswith(\"\\n\")) if pieces[0] else self._mid",
+    "        for piece in pieces[1:]:",
+    '            if mid and not piece.startswith("\\n"):',
+    '                out.append("\\n")',
+    "                mid = False",
+    "            out.append(piece)",
+    '            mid = (not piece.endswith("\\n")) if piece else mid',
+    "        self._mid = mid",
+    '        self._stream.write("".join(out))',
+    "        return len(text)",
+    "",
+    "    def __getattr__(self, name):",
+    "        return getattr(self._stream, name)",
+    "",
+    "",
+    "if not sys.stderr.isatty():",
+    "    sys.stdout, sys.stderr = _LiveLines(sys.stdout), _LiveLines(sys.stderr)",
+]
 
 _GET_IPYTHON_STUB = [
     "",

@@ -11,10 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hfjobs_magic.jobs.progress import extend, new_lines
+
 MIME = "application/vnd.hfjob+json"
 FINAL_STAGES = frozenset({"COMPLETED", "CANCELED", "ERROR", "DELETED"})
 TAIL_LINES = 40
 MAX_LINE_CHARS = 400
+URL_TARGETS = ("s3", "gs", "bucket")  # targets named by their URL
+BUCKET_URL = "hf://buckets/"
+QUEUE_NOTICE, IDLE_NOTICE = "queue_wait", "idle_gpu"  # the kinds of the record's `notices`
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -36,8 +41,8 @@ class PushTarget:
     """A declared push target. `verified` only ever comes from the storage itself (the watcher asks it);
     `reported` and `failure` are what the job's --outputs wrapper said, shown but never trusted."""
 
-    repo_id: str  # a Hub repo id, or the URL for S3/GCS
-    repo_type: str = "model"  # "model", "dataset", "space", or "s3"/"gs"
+    repo_id: str  # a Hub repo id, or the URL for S3/GCS and HF buckets (hf://buckets/ns/name/prefix)
+    repo_type: str = "model"  # "model", "dataset", "space", "bucket", or "s3"/"gs"
     commits: list[dict[str, str]] = field(default_factory=list)  # {"oid", "title", "date"}; objects for S3/GCS
     verified: bool = False
     checked: bool = False  # the storage answered at least once
@@ -49,7 +54,13 @@ class PushTarget:
     @property
     def where(self) -> str:
         """How the wrapper names it in its log lines: "dataset alice/run", or the URL."""
-        return self.repo_id if self.repo_type in ("s3", "gs") else f"{self.repo_type} {self.repo_id}"
+        return self.repo_id if self.repo_type in URL_TARGETS else f"{self.repo_type} {self.repo_id}"
+
+    @property
+    def bucket(self) -> tuple[str, str]:
+        """An HF bucket target's (bucket id, prefix): `hf://buckets/ns/name/a/b` -> ("ns/name", "a/b")."""
+        parts = [p for p in self.repo_id.removeprefix(BUCKET_URL).split("/") if p]
+        return "/".join(parts[:2]), "/".join(parts[2:])
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +93,10 @@ class JobRecord:
     push: list[PushTarget] = field(default_factory=list)
     tail_lines: int = TAIL_LINES
     log_lines_seen: int = 0
+    metrics: dict[str, Any] | None = None  # jobs.metrics.MetricsState.as_json(): latest, peak, idle_gpu_s
+    notices: dict[str, str] = field(default_factory=dict)  # kind -> text (jobs.guards): a long queue, an idle GPU
+    ended_because: str | None = None  # why we cancelled it ourselves (--cancel-if-idle): its message once CANCELED
+    schedule: dict[str, Any] | None = None  # a --schedule cell: {"id", "schedule", "next_runs"}
     _tail: deque[str] = field(default_factory=deque, repr=False)
 
     @property
@@ -89,10 +104,13 @@ class JobRecord:
         return self.stage in FINAL_STAGES
 
     def add_lines(self, lines: list[str]) -> None:
-        """Keep only the last `tail_lines` lines, each cut to a sane length."""
-        self.log_lines_seen += len(lines)
-        for line in lines[-self.tail_lines :]:
-            self._tail.append(line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…")
+        """Keep only the last `tail_lines` lines, each cut to a sane length.
+
+        A line starting with `\r` (a progress bar's next state, see `jobs.progress`) overwrites the last one.
+        """
+        self.log_lines_seen += new_lines(lines)
+        extend(self._tail, [line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…"
+                            for line in lines[-self.tail_lines :]])
         while len(self._tail) > self.tail_lines:
             self._tail.popleft()
 
@@ -131,4 +149,5 @@ class JobRecord:
             "push": [p.as_json() for p in self.push],
             "log_lines": self.log_lines_seen,
             "log_tail": self.log_tail,
-        }
+            "notices": [{"kind": kind, "text": text} for kind, text in self.notices.items()],
+        } | ({"metrics": self.metrics} if self.metrics else {}) | ({"schedule": self.schedule} if self.schedule else {})

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hfjobs_magic.cell.spec import bucket_parts
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobFailed, HfJobNotConfirmed
+from hfjobs_magic.jobs.guards import Guards
 from hfjobs_magic.jobs.history import Entry, History
 from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
 from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from hfjobs_magic.cell.spec import JobSpec
 
 FAILED_TAIL = 20
+SCHEDULED = "SCHEDULED"  # the stage a --schedule cell's record shows: nothing runs now
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ class RunSettings:
     auto_confirm: bool = False
     cancel_on_interrupt: bool = False
     log_lines: int = 40
+    idle_gpu_warn_s: float = 600.0
+    queue_wait_warn_s: float = 300.0
+
+    def guards(self, spec: JobSpec | None) -> Guards:
+        return Guards(queue_warn_s=self.queue_wait_warn_s, idle_gpu_warn_s=self.idle_gpu_warn_s,
+                      cancel_if_idle_s=spec.cancel_if_idle_s if spec is not None else None)
 
 
 def consent_given(spec: JobSpec, settings: RunSettings) -> bool:
@@ -113,6 +122,7 @@ def build_submission(request: JobRequest, client: HubClient) -> Submission:
         env={"PYTHONUNBUFFERED": "1", **storage.job_env(spec.push_kind), **spec.env},
         secrets=resolve_secrets(spec, client),
         labels={k: label_value(v) for k, v in labels.items()} | ({"name": spec.name} if spec.name else {}),
+        volumes=tuple(volume.as_volume() for volume in spec.job_volumes),
     )
 
 
@@ -130,7 +140,7 @@ def new_record(info: Any, request: JobRequest | None, client: HubClient, log_lin
         record.notebook, record.cell = request.notebook, request.cell_hash
         spec = request.spec
         if spec.push:
-            kind = spec.push_kind if spec.push_kind in storage.SCHEMES else spec.repo_type or "model"
+            kind = spec.push_kind if spec.push_kind in (*storage.SCHEMES, "bucket") else spec.repo_type or "model"
             record.push.append(PushTarget(spec.push, kind))
         record.push += [PushTarget(repo_id, repo_type, declared=False) for repo_id, repo_type in request.cell_targets]
     return record
@@ -169,6 +179,8 @@ class Runner:
                 "Add --yes to the %%hfjob line, set HFJOB_YES=1, or run "
                 "%config HFJobMagics.auto_confirm = True."
             )
+        if request.spec.schedule:
+            return self._schedule_headless(request)
         record = self.submit(request)
         text, display = TextView(), RecordDisplay()
         text.started(record.as_json())
@@ -182,8 +194,9 @@ class Runner:
                     follow_logs: bool = True) -> JobRecord:
         """Follow in this thread (so output lands in this cell and Ctrl-C works) until the job ends."""
         updates: queue.Queue[Update] = queue.Queue()
+        guards = self.settings.guards(request.spec if request else None)
         watch = JobWatch(self.client, record, updates.put, secrets=self._secret_values(request),
-                         follow_logs=follow_logs).start()
+                         follow_logs=follow_logs, guards=guards).start()
         try:
             while True:
                 update = updates.get()
@@ -193,6 +206,7 @@ class Runner:
                     break
         except KeyboardInterrupt:
             watch.stop()
+            text.end_line()
             self._interrupted(record)
             raise
         self._raise_if_failed(record, allow_no_push=request is None or request.spec.allow_no_push)
@@ -228,7 +242,7 @@ class Runner:
         from hfjobs_magic.remote.hardware import usd, worst_case_cost
         from hfjobs_magic.views.widgets import JobWidget
 
-        widget = JobWidget(log_lines=self.settings.log_lines)
+        widget = JobWidget(log_lines=self.settings.log_lines, action="Schedule" if request.spec.schedule else "Submit")
         cost = worst_case_cost(request.spec, self.client)
         widget.show_checks(request.checks, worst_case=usd(cost) if cost is not None else "")
         widget.display()
@@ -243,6 +257,11 @@ class Runner:
 
     def _start_interactive(self, request: JobRequest, widget: Any, display: RecordDisplay) -> None:
         """Submit, then let a watcher thread feed the widget and the notebook's record (the cell has returned)."""
+        if request.spec.schedule:
+            record = self.schedule(request)
+            display.show(record.as_json())
+            widget.scheduled(record.as_json())
+            return
         record = self.submit(request)
         display.show(record.as_json())
         widget.started(record.as_json())
@@ -254,7 +273,8 @@ class Runner:
             widget.update(update)
             display.update(update.record, force=update.final)
 
-        JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing()).start()
+        JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing(),
+                 guards=self.settings.guards(request.spec)).start()
         widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
 
     # -- reattaching ---------------------------------------------------------------------------
@@ -287,7 +307,7 @@ class Runner:
             display.update(update.record, force=update.final)
 
         JobWatch(self.client, record, on_update, secrets=self._secret_values(None),
-                 follow_logs=not record.final).start()
+                 follow_logs=not record.final, guards=self.settings.guards(None)).start()
         if not record.final:
             widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
         return record
@@ -296,6 +316,9 @@ class Runner:
     def submit(self, request: JobRequest) -> JobRecord:
         with hub_errors(self.client, "the job was not submitted"):
             submission = build_submission(request, self.client)
+            if request.spec.push_kind == "bucket" and request.spec.push:
+                # a volume must exist before the job is created; the cell may write the bucket without creating it
+                self.client.ensure_bucket(bucket_parts(request.spec.push)[0])
         with hub_errors(self.client, "the job could not be submitted",
                         unsure="If the Hub got it anyway, %hfjob_ps lists it: check before running the cell again."):
             info = self.client.submit(submission)
@@ -305,6 +328,32 @@ class Runner:
             created=record.as_json()["created_at"], endpoint=self.client.endpoint,
             notebook=request.notebook, cell=request.cell_hash,
         ))
+        return record
+
+    def _schedule_headless(self, request: JobRequest) -> JobRecord:
+        from hfjobs_magic.views.text import TextView
+
+        record = self.schedule(request)
+        RecordDisplay().show(record.as_json())
+        TextView().scheduled(record.as_json())
+        return record
+
+    def schedule(self, request: JobRequest) -> JobRecord:
+        """The cell as a scheduled job: the same script, secrets, flavor and timeout, run on --schedule."""
+        from hfjobs_magic.cell.cron import iso, next_runs
+
+        spec = request.spec
+        with hub_errors(self.client, "the cell was not scheduled"):
+            submission = build_submission(request, self.client)
+        with hub_errors(self.client, "the cell could not be scheduled",
+                        unsure="If the Hub got it anyway, %hfjob_ps --scheduled lists it."):
+            info = self.client.schedule(submission, spec.schedule or "")
+        record = JobRecord(id=info.id, namespace=submission.namespace, url=f"{self.client.endpoint}/jobs/"
+                           f"{submission.namespace}", flavor=spec.flavor, stage=SCHEDULED, created_at=info.created_at,
+                           usd_per_hour=self.client.price_per_hour(spec.flavor), notebook=request.notebook,
+                           cell=request.cell_hash, tail_lines=self.settings.log_lines)
+        record.schedule = {"id": info.id, "schedule": info.schedule or spec.schedule,
+                           "next_runs": [iso(moment) for moment in next_runs(spec.schedule or "", 3)]}
         return record
 
     def _secret_values(self, request: JobRequest | None) -> list[str]:

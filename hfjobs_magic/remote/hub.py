@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from hfjobs_magic.remote import hardware
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-    from huggingface_hub._jobs_api import JobInfo
+    from huggingface_hub._jobs_api import JobInfo, ScheduledJobInfo
 
 SUBMIT_LABEL = "hfjob-submit"
 LABEL_TOOL = "hfjobs-magic"  # every job we start carries it, so %hfjob_ps can find them
@@ -47,6 +47,14 @@ class RepoSummary:
 
 
 @dataclass(frozen=True)
+class BucketSummary:
+    """What the checklist needs to know about an existing HF bucket."""
+
+    bucket_id: str
+    private: bool
+
+
+@dataclass(frozen=True)
 class Submission:
     """Everything a job needs; built by the magic from the spec and the script."""
 
@@ -58,6 +66,7 @@ class Submission:
     env: dict[str, str]
     secrets: dict[str, str]
     labels: dict[str, str]
+    volumes: tuple[dict[str, Any], ...] = field(default=())  # keyword arguments of `huggingface_hub.Volume`
 
 
 def is_transient(err: BaseException) -> bool:
@@ -201,6 +210,8 @@ class HubClient:
         raise AssertionError("unreachable")
 
     def _run_job(self, sub: Submission, labels: dict[str, str]) -> JobInfo:
+        from huggingface_hub import Volume
+
         return self.api.run_job(
             image=sub.image,
             command=JOB_COMMAND,
@@ -209,6 +220,7 @@ class HubClient:
             flavor=sub.flavor,
             timeout=sub.timeout_seconds,
             labels=labels,
+            volumes=[Volume(**volume) for volume in sub.volumes] or None,
             namespace=sub.namespace,
         )
 
@@ -233,6 +245,31 @@ class HubClient:
 
     def list_jobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[JobInfo]:
         return list(self.api.list_jobs(namespace=namespace, labels=labels))
+
+    def metrics(self, job_id: str, namespace: str) -> Iterator[dict[str, Any]]:
+        """The job's metrics events, about one a second, until it ends (the client reconnects meanwhile)."""
+        yield from self.api.fetch_job_metrics(job_id=job_id, namespace=namespace, follow=True)
+
+    # -- scheduled jobs ------------------------------------------------------------------
+    def schedule(self, sub: Submission, schedule: str) -> ScheduledJobInfo:
+        """A scheduled job running the same inline script as `submit` would, on `schedule`."""
+        return self.api.create_scheduled_job(
+            image=sub.image,
+            command=JOB_COMMAND,
+            schedule=schedule,
+            env={**sub.env, SCRIPT_ENV: sub.script},
+            secrets=sub.secrets or None,
+            flavor=sub.flavor,
+            timeout=sub.timeout_seconds,
+            labels=sub.labels,
+            namespace=sub.namespace,
+        )
+
+    def scheduled_jobs(self, namespace: str) -> list[ScheduledJobInfo]:
+        return list(self.api.list_scheduled_jobs(namespace=namespace))
+
+    def unschedule(self, scheduled_job_id: str, namespace: str) -> None:
+        self.api.delete_scheduled_job(scheduled_job_id=scheduled_job_id, namespace=namespace)
 
     # -- repos -----------------------------------------------------------------------
     def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
@@ -268,6 +305,39 @@ class HubClient:
             {"oid": c.commit_id, "title": c.title, "date": c.created_at.isoformat().replace("+00:00", "Z")}
             for c in reversed(fresh)
         ]
+
+
+    # -- buckets ---------------------------------------------------------------------
+    def bucket_info(self, bucket_id: str) -> BucketSummary | None:
+        """The bucket when it exists and we may see it; None when it does not (other failures raise)."""
+        from huggingface_hub.errors import BucketNotFoundError
+
+        try:
+            info = self.api.bucket_info(bucket_id)
+        except BucketNotFoundError:
+            return None
+        return BucketSummary(bucket_id=info.id, private=bool(info.private))
+
+    def ensure_bucket(self, bucket_id: str) -> None:
+        """Create the bucket, private, unless it exists: a volume must exist before the job is created."""
+        self.api.create_bucket(bucket_id, private=True, exist_ok=True)
+
+    def bucket_files_since(self, bucket_id: str, prefix: str, since: datetime | None) -> list[dict[str, Any]]:
+        """Files under `prefix` written at or after `since`, oldest first: {"oid", "title", "date", "size"}.
+
+        Asked of the bucket itself (`list_bucket_tree`, recursive), so what a killed job wrote counts too.
+        """
+        from huggingface_hub import BucketFile
+        from huggingface_hub.errors import BucketNotFoundError
+
+        try:
+            found = list(self.api.list_bucket_tree(bucket_id, prefix=prefix or None, recursive=True))
+        except BucketNotFoundError:
+            return []
+        files = [(f, f.uploaded_at or f.mtime) for f in found if isinstance(f, BucketFile)]
+        fresh = sorted(((f, at) for f, at in files if at and (since is None or at >= since)), key=lambda p: p[1])
+        return [{"oid": f.xet_hash, "title": f.path, "date": at.isoformat().replace("+00:00", "Z"), "size": f.size}
+                for f, at in fresh]
 
 
 def _flavor_from_api(info: Any) -> hardware.Flavor:
