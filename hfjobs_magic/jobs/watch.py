@@ -48,7 +48,7 @@ class Pacing:
     poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes
     poll_max: float = 10.0
     push_every: float = 15.0  # how often pushes are re-verified while the job runs
-    log_grace: float = 15.0  # after a final stage, how long to wait for the log stream to drain
+    log_grace: float = 15.0  # after a final stage, how long the log stream may stay silent before we stop reading
     max_batch: int = 5000  # lines taken from the queue per round
 
 
@@ -179,7 +179,7 @@ class JobWatch:
         poll_gap, next_poll, next_push, next_emit = p.poll_first, 0.0, time.monotonic() + p.push_every, 0.0
         pending: list[str] = []
         final_since: float | None = None
-        reader_done, dirty, last_emit = False, False, 0.0
+        reader_done, dirty, last_emit, last_line_at = False, False, 0.0, 0.0
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_poll:
@@ -201,10 +201,12 @@ class JobWatch:
             pending = merge(pending, batch)
             dirty |= self._operate()
             now = time.monotonic()
+            last_line_at = now if batch else last_line_at
             if (pending or dirty or now - last_emit >= p.heartbeat) and now >= next_emit:
                 self.on_update(self._update(pending))
                 pending, dirty, last_emit, next_emit = [], False, now, now + p.emit_every
-            if final_since is not None and (reader_done or time.monotonic() - final_since > p.log_grace):
+            # After the final stage, read the log to its end; give up only once it has been silent for log_grace.
+            if final_since is not None and (reader_done or now - max(final_since, last_line_at) > p.log_grace):
                 break
         self._leftover = pending
 
