@@ -40,9 +40,8 @@ from hfjobs_magic.sandbox.hub_access import (
     store,
     writable,
 )
+from hfjobs_magic.sandbox.refs import pr_number
 from hfjobs_magic.sandbox.repos import (
-    BRANCH_ALIASES,
-    MAIN,
     REPO_TYPES,
     BadPath,
     Commit,
@@ -137,7 +136,12 @@ async def repo_settings(request: Request) -> JSONResponse:
     if "visibility" in body or "private" in body:
         private = body.get("visibility") == "private" if "visibility" in body else flag(body["private"])
         store(request).set_private(repo, private)
-    return JSONResponse({"private": repo.private})
+    if "gated" in body:
+        gated = body["gated"]
+        if gated not in (False, "auto", "manual"):
+            raise HTTPException(400, "gated must be false, 'auto' or 'manual'")
+        store(request).set_meta(repo, gated=gated)
+    return JSONResponse({"private": repo.private, "gated": repo.meta.get("gated", False)})
 
 
 async def repo_info(request: Request) -> JSONResponse:
@@ -180,12 +184,6 @@ async def auth_check(request: Request) -> Response:
     else:
         readable(request, target)
     return JSONResponse({"ok": True})
-
-
-async def list_refs(request: Request) -> JSONResponse:
-    repo, commit = readable(request, api_target(request))
-    main = {"name": MAIN, "ref": f"refs/heads/{MAIN}", "targetCommit": commit.oid}
-    return JSONResponse({"branches": [main], "converts": [], "tags": [], "pullRequests": []})
 
 
 async def validate_yaml(request: Request) -> JSONResponse:
@@ -250,31 +248,34 @@ async def preupload(request: Request) -> JSONResponse:
     return JSONResponse({"files": answer, "commitOid": commit.oid})
 
 
-def _commit_branch(repo: Repo, target: Target, request: Request) -> None:
-    """The sandbox commits to `main` only, and opens no pull requests."""
-    if flag(request.query_params.get("create_pr")):
-        raise HTTPException(400, "Pull requests are not supported by the sandbox: commit to 'main' instead")
-    if target.rev not in BRANCH_ALIASES:
+def _commit_branch(repo: Repo, target: Target) -> str:
+    """The branch (or `refs/pr/N`) a commit to `target.rev` moves: 404 for a missing one,
+    400 for a tag or a commit id, which no commit can move."""
+    branch = repo.refs.branch_of(target.rev)
+    if branch is None:
         commit_at(repo, target.rev)
-        raise HTTPException(400, f"The sandbox only commits to the '{MAIN}' branch, not to '{target.rev}'")
+        raise HTTPException(400, f"Invalid rev id: {target.rev} is not a branch")
+    return branch
+
+
+def _commit_answer(request: Request, repo: Repo, commit: Commit, pull: int | None) -> dict:
+    base = repo_url(request, repo.repo_type, repo.repo_id)
+    return {"success": True, "commitOid": commit.oid, "commitUrl": f"{base}/commit/{commit.oid}",
+            "commitMessage": commit.title, "hookOutput": "",
+            "pullRequestUrl": f"{base}/discussions/{pull}" if pull else None}
 
 
 async def create_commit(request: Request) -> JSONResponse:
-    target = api_target(request)
+    """A commit to a branch or `refs/pr/N`; with `create_pr`, to a new pull request against the branch."""
+    target = api_target(request, whole_rev=True)
     repo = writable(request, target)
-    _commit_branch(repo, target, request)
-    identity = require_caller(request)
+    branch, identity = _commit_branch(repo, target), require_caller(request)
     try:
         parsed = shapes.parse_commit(await request.body(), request.app.state.sandbox.limits.max_file_bytes)
         oids = [op.sha256 for op in parsed.operations if isinstance(op, PutLfs)]
         await run_in_threadpool(hub_lfs.land_xet_objects, request.app.state.sandbox, repo, oids)
-        commit = await run_in_threadpool(
-            repo.commit,
-            parsed.operations,
-            title=parsed.summary,
-            message=parsed.description,
-            author=identity.name,
-            parent=parsed.parent,
+        commit, pull = await run_in_threadpool(
+            _land_commit, repo, parsed, branch, identity.name, flag(request.query_params.get("create_pr"))
         )
     except shapes.BadBody as err:
         raise HTTPException(err.status, str(err)) from err
@@ -286,17 +287,25 @@ async def create_commit(request: Request) -> JSONResponse:
         raise HTTPException(422, str(err)) from err
     except ParentMismatch as err:
         raise HTTPException(412, str(err)) from err
-    url = f"{repo_url(request, repo.repo_type, repo.repo_id)}/commit/{commit.oid}"
-    return JSONResponse(
-        {
-            "success": True,
-            "commitOid": commit.oid,
-            "commitUrl": url,
-            "commitMessage": commit.title,
-            "hookOutput": "",
-            "pullRequestUrl": None,
-        }
-    )
+    return JSONResponse(_commit_answer(request, repo, commit, pull))
+
+
+def _land_commit(repo: Repo, parsed: shapes.CommitRequest, branch: str, author: str,
+                 create_pr: bool) -> tuple[Commit, int | None]:
+    """Commit, opening a PR first when asked; a commit to `refs/pr/N` is logged on discussion N."""
+    kwargs = {"title": parsed.summary, "message": parsed.description, "author": author, "parent": parsed.parent}
+    if not create_pr:
+        commit = repo.commit(parsed.operations, branch=branch, **kwargs)
+        if (num := pr_number(branch)) is not None:
+            repo.discussions.add_commit(num, oid=commit.oid, title=commit.title, author=author, date=commit.date)
+        return commit, num
+    with repo.discussions.lock:
+        num = repo.discussions.next_number(repo.refs.pulls)
+        commit = repo.commit(parsed.operations, branch=branch, open_pull=num, **kwargs)
+        repo.discussions.open(num, title=parsed.summary, author=author, date=commit.date, pull_request=True,
+                              base=branch, description=parsed.description)
+        repo.discussions.add_commit(num, oid=commit.oid, title=commit.title, author=author, date=commit.date)
+    return commit, num
 
 
 # -- endpoints: reading history, trees and files --------------------------------------------------
@@ -371,7 +380,6 @@ ROUTES: list[Route] = [
     Route(_API, repo_info, methods=["GET"]),
     Route(_API + "/revision/{revision:path}", repo_info, methods=["GET"]),
     Route(_API + "/settings", repo_settings, methods=["PUT"]),
-    Route(_API + "/refs", list_refs, methods=["GET"]),
     Route(_API + "/auth-check", auth_check, methods=["GET"]),
     Route(_API + "/auth-check/write", auth_check, methods=["GET"]),
     Route(_API + "/preupload/{rev:path}", preupload, methods=["POST"]),

@@ -87,7 +87,7 @@ def repo_info(repo: Repo, commit: Commit, *, blobs: bool = False, expand: list[s
         "lastModified": repo.head.date,
         "createdAt": repo.meta.get("createdAt"),
         "private": repo.private,
-        "gated": False,
+        "gated": repo.meta.get("gated", False),
         "disabled": False,
         "likes": 0,
         "tags": [],
