@@ -102,6 +102,15 @@ def commit_at(repo: Repo, rev: str) -> Commit:
     return commit
 
 
+def check_gate(request: Request, repo: Repo) -> None:
+    """A gated repo's files are for its namespace's members only here (no access requests): 403 GatedRepo."""
+    identity = caller(request)
+    if repo.meta.get("gated") and not (identity and identity.member_of(repo.namespace)):
+        message = (f"Access to {repo.repo_type} {repo.repo_id} is restricted. "
+                   "You must have access to it and be authenticated to access it. Please log in.")
+        raise hub_error(403, message, "GatedRepo")
+
+
 def readable(request: Request, target: Target) -> tuple[Repo, Commit]:
     repo = visible_repo(request, target, caller(request))
     return repo, commit_at(repo, target.rev)

@@ -30,14 +30,17 @@ from hfjobs_magic.sandbox.hub_access import (
     KINDS,
     Target,
     api_target,
+    check_gate,
     commit_at,
     flag,
     hub_error,
     json_body,
     readable,
+    repo_not_found,
     repo_url,
     resolve_target,
     store,
+    visible_repo,
     writable,
 )
 from hfjobs_magic.sandbox.refs import pr_number
@@ -182,7 +185,8 @@ async def auth_check(request: Request) -> Response:
     if request.url.path.endswith("/write"):
         writable(request, target)
     else:
-        readable(request, target)
+        repo, _ = readable(request, target)
+        check_gate(request, repo)
     return JSONResponse({"ok": True})
 
 
@@ -190,22 +194,22 @@ async def validate_yaml(request: Request) -> JSONResponse:
     content = (await json_body(request)).get("content")
     if not isinstance(content, str):
         raise HTTPException(400, "Expected a JSON body with a string 'content'")
-    try:
-        shapes.front_matter(content)
-    except ValueError as err:
-        error = {"message": str(err)}
-        return JSONResponse({"error": str(err), "errors": [error], "warnings": []}, status_code=400)
-    return JSONResponse({"errors": [], "warnings": []})
+    errors, warnings = shapes.card_problems(content)
+    if errors:
+        body = {"error": errors[0], "errors": [{"message": e} for e in errors], "warnings": []}
+        return JSONResponse(body, status_code=400)
+    return JSONResponse({"errors": [], "warnings": [{"message": w} for w in warnings]})
 
 
 # -- endpoints: uploads and commits -------------------------------------------------------------
 
 
 def _checked_path(path: object) -> str:
+    """The path, or 422 as the Hub answers a path it will not store (`..`, `\\`, absolute)."""
     try:
         return check_path(path)  # type: ignore[arg-type]
     except BadPath as err:
-        raise HTTPException(400, str(err)) from err
+        raise HTTPException(422, str(err)) from err
 
 
 LFS_MIN_BYTES = 10 * 1024 * 1024  # the Hub puts files this large in LFS whatever .gitattributes says
@@ -229,11 +233,22 @@ def _upload_mode(repo: Repo, commit: Commit, path: str, item: dict) -> str:
     return "lfs" if b"\x00" in sample else "regular"
 
 
+def committer(request: Request, target: Target) -> Repo:
+    """The repo, if the caller may commit to it: its writers, or with `create_pr` anyone who sees it."""
+    if flag(request.query_params.get("create_pr")):
+        repo = visible_repo(request, target, require_caller(request))
+        if require_caller(request).role != "write":
+            raise HTTPException(403, "Forbidden: your token is read-only")
+        return repo
+    return writable(request, target)
+
+
 async def preupload(request: Request) -> JSONResponse:
     target = api_target(request)
-    repo = writable(request, target)
+    repo = committer(request, target)
     commit = commit_at(repo, target.rev)
-    files = (await json_body(request)).get("files")
+    body = await json_body(request)
+    files, ignore = body.get("files"), _gitignore(repo, commit, body.get("gitIgnore"))
     if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
         raise HTTPException(400, "Expected a JSON body with a list 'files' of objects")
     limit = request.app.state.sandbox.limits.max_file_bytes
@@ -244,17 +259,23 @@ async def preupload(request: Request) -> JSONResponse:
             raise HTTPException(413, str(shapes.too_large(path, size, limit)))
         mode, remote = _upload_mode(repo, commit, path, item), commit.tree.get(path)
         oid = remote and (remote.sha256 if mode == "lfs" else remote.oid)
-        answer.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        answer.append({"path": path, "uploadMode": mode, "shouldIgnore": shapes.ignored(ignore, path), "oid": oid})
     return JSONResponse({"files": answer, "commitOid": commit.oid})
 
 
+def _gitignore(repo: Repo, commit: Commit, sent: object) -> str:
+    """The `.gitignore` that decides `shouldIgnore`: the one sent with the files, else the repo's."""
+    if isinstance(sent, str):
+        return sent
+    blob = commit.tree.get(".gitignore")
+    return repo.read(blob).decode("utf-8", errors="replace") if blob is not None else ""
+
+
 def _commit_branch(repo: Repo, target: Target) -> str:
-    """The branch (or `refs/pr/N`) a commit to `target.rev` moves: 404 for a missing one,
-    400 for a tag or a commit id, which no commit can move."""
+    """The branch (or `refs/pr/N`) a commit to `target.rev` moves; a tag or commit id moves none (404)."""
     branch = repo.refs.branch_of(target.rev)
     if branch is None:
-        commit_at(repo, target.rev)
-        raise HTTPException(400, f"Invalid rev id: {target.rev} is not a branch")
+        raise hub_error(404, f"Invalid rev id: {target.rev} is not a branch", "RevisionNotFound")
     return branch
 
 
@@ -268,14 +289,14 @@ def _commit_answer(request: Request, repo: Repo, commit: Commit, pull: int | Non
 async def create_commit(request: Request) -> JSONResponse:
     """A commit to a branch or `refs/pr/N`; with `create_pr`, to a new pull request against the branch."""
     target = api_target(request, whole_rev=True)
-    repo = writable(request, target)
+    repo, create_pr = committer(request, target), flag(request.query_params.get("create_pr"))
     branch, identity = _commit_branch(repo, target), require_caller(request)
     try:
         parsed = shapes.parse_commit(await request.body(), request.app.state.sandbox.limits.max_file_bytes)
         oids = [op.sha256 for op in parsed.operations if isinstance(op, PutLfs)]
         await run_in_threadpool(hub_lfs.land_xet_objects, request.app.state.sandbox, repo, oids)
         commit, pull = await run_in_threadpool(
-            _land_commit, repo, parsed, branch, identity.name, flag(request.query_params.get("create_pr"))
+            _land_commit, repo, parsed, branch, identity.name, create_pr
         )
     except shapes.BadBody as err:
         raise HTTPException(err.status, str(err)) from err
@@ -327,7 +348,18 @@ async def list_tree(request: Request) -> JSONResponse:
         raise hub_error(404, f"Entry not found: '{target.path}' is no folder", "EntryNotFound")
     expand = flag(request.query_params.get("expand"))
     page, headers = page_of(request, entries, TREE_PAGE_EXPANDED if expand else TREE_PAGE, by_page=False)
+    page = _with_xet_hashes(request, page)
     return JSONResponse(shapes.add_last_commits(repo, commit, page) if expand else page, headers=headers)
+
+
+def _with_xet_hashes(request: Request, entries: list[dict]) -> list[dict]:
+    """`xetHash` on files stored in Xet, as the Hub lists them: clients then fetch them from the CAS
+    without a HEAD on `/resolve/` first."""
+    xet = request.app.state.sandbox.xet
+    for entry in entries:
+        if "lfs" in entry and (file_hash := xet.file_for_sha256(entry["lfs"]["oid"])) is not None:
+            entry["xetHash"] = file_hash
+    return entries
 
 
 async def _paths_request(request: Request) -> tuple[list[str], bool]:
@@ -351,6 +383,7 @@ async def paths_info(request: Request) -> JSONResponse:
     except ValueError as err:
         raise HTTPException(400, f"Malformed body: {err}") from err
     entries = [e for p in dict.fromkeys(paths) if (e := shapes.path_entry(commit.tree, p)) is not None]
+    entries = _with_xet_hashes(request, entries)
     return JSONResponse(shapes.add_last_commits(repo, commit, entries) if expand else entries)
 
 
@@ -358,6 +391,7 @@ async def resolve_file(request: Request) -> Response:
     """A file's bytes (GET, with Range) or just its headers (HEAD): X-Repo-Commit, quoted ETag, size."""
     target = resolve_target(request)
     repo, commit = readable(request, target)
+    check_gate(request, repo)
     blob = commit.tree.get(target.path)
     if blob is None:
         raise hub_error(404, "Entry not found", "EntryNotFound", **{"X-Repo-Commit": commit.oid})
@@ -367,6 +401,11 @@ async def resolve_file(request: Request) -> Response:
         headers.update(hub_lfs.xet_headers(request, repo, target.rev, blob.sha256))
     media_type = mimetypes.guess_type(target.path)[0] or "application/octet-stream"
     return FileResponse(repo.content_path(blob), headers=headers, media_type=media_type)
+
+
+async def no_namespace(request: Request) -> Response:
+    """A repo id without a namespace names no repo (the Hub answers RepoNotFound, not "no route")."""
+    raise repo_not_found()
 
 
 _API = "/api/{kind}/{ns}/{name}"
@@ -390,4 +429,7 @@ ROUTES: list[Route] = [
     Route("/{kind}/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
     Route("/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
     *hub_lfs.ROUTES,
+    Route("/api/{kind}/{name}", no_namespace, methods=["GET"]),
+    Route("/api/{kind}/{name}/revision/{rev:path}", no_namespace, methods=["GET"]),
+    Route("/{name}/resolve/{rest:path}", no_namespace, methods=["GET", "HEAD"]),
 ]

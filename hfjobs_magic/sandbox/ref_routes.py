@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hfjobs_magic.sandbox import discussions as talk
-from hfjobs_magic.sandbox.accounts import require_caller
+from hfjobs_magic.sandbox.accounts import caller, require_caller
 from hfjobs_magic.sandbox.hub_access import (
     Target,
     api_target,
@@ -24,6 +24,7 @@ from hfjobs_magic.sandbox.hub_access import (
     readable,
     repo_url,
     store,
+    visible_repo,
     writable,
 )
 from hfjobs_magic.sandbox.refs import MAIN, RefError, RefMissing
@@ -132,8 +133,13 @@ async def move_repo(request: Request) -> JSONResponse:
 # -- discussions and pull requests -----------------------------------------------------------
 
 
+def _seen(request: Request) -> Repo:
+    """The repo of a discussions URL (whose last segments are no revision), if the caller sees it."""
+    return visible_repo(request, api_target(request), caller(request))
+
+
 async def list_discussions(request: Request) -> JSONResponse:
-    repo, _ = readable(request, api_target(request))
+    repo = _seen(request)
     query = request.query_params
     kind, status, author = query.get("type", "all"), query.get("status", "all"), query.get("author")
     items = [
@@ -155,13 +161,13 @@ def _discussion(repo: Repo, request: Request) -> dict:
 
 
 async def discussion_details(request: Request) -> JSONResponse:
-    repo, _ = readable(request, api_target(request))
+    repo = _seen(request)
     return JSONResponse(talk.details(_discussion(repo, request), repo.repo_type, repo.repo_id))
 
 
 async def create_discussion(request: Request) -> JSONResponse:
     """A discussion, or with `pullRequest` an empty PR whose `refs/pr/N` starts at `main`."""
-    repo = writable(request, api_target(request))
+    repo = visible_repo(request, api_target(request), require_caller(request))
     body, author = await json_body(request), require_caller(request).name
     title = str(body.get("title") or "").strip()
     if not title:

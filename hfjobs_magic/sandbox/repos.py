@@ -209,6 +209,9 @@ def apply_operations(tree: dict[str, Blob], ops: list[tuple[Operation, Blob | No
 
 
 def _delete(tree: dict[str, Blob], op: Delete) -> None:
+    """A file, or a folder's files; a plain path naming a folder deletes the folder, as on the Hub."""
+    if not op.folder and op.path not in tree and any(p.startswith(op.path + "/") for p in tree):
+        op = Delete(op.path, folder=True)
     if not op.folder:
         if tree.pop(op.path, None) is None:
             raise EntryMissing(f"A file with this name doesn't exist: '{op.path}'")
@@ -411,7 +414,11 @@ class RepoStore:
             self._repos[(repo_type, repo_id)] = Repo(folder, repo_type, repo_id, meta, commits)
 
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
-        return self._repos.get((repo_type, repo_id))
+        """The repo of that id; ids are case-insensitive, as on the Hub."""
+        if (repo := self._repos.get((repo_type, repo_id))) is not None:
+            return repo
+        wanted = repo_id.lower()
+        return next((r for (t, i), r in list(self._repos.items()) if t == repo_type and i.lower() == wanted), None)
 
     def all(self) -> list[Repo]:
         return list(self._repos.values())
@@ -419,7 +426,7 @@ class RepoStore:
     def create(self, repo_type: str, repo_id: str, *, author: str, private: bool = False, **extra: object) -> Repo:
         """A new repo with the Hub's first commit (a `.gitattributes`); RepoExists if taken."""
         with self._lock:
-            if (repo_type, repo_id) in self._repos:
+            if self.get(repo_type, repo_id) is not None:
                 raise RepoExists(f"You already created this {repo_type} repo: {repo_id}")
             folder = self._folder(repo_type, repo_id)
             shutil.rmtree(folder, ignore_errors=True)  # leftovers of a half-created repo
