@@ -123,6 +123,16 @@ def writable(request: Request, target: Target) -> Repo:
     return repo
 
 
+def committer(request: Request, target: Target) -> Repo:
+    """The repo, if the caller may commit to it: its writers, or with `create_pr` anyone who sees it."""
+    if flag(request.query_params.get("create_pr")):
+        repo = visible_repo(request, target, require_caller(request))
+        if require_caller(request).role != "write":
+            raise HTTPException(403, "Forbidden: your token is read-only")
+        return repo
+    return writable(request, target)
+
+
 def repo_url(request: Request, repo_type: str, repo_id: str) -> str:
     return f"{str(request.base_url).rstrip('/')}/{URL_PREFIX[repo_type]}{repo_id}"
 

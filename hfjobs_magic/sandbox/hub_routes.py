@@ -32,6 +32,7 @@ from hfjobs_magic.sandbox.hub_access import (
     api_target,
     check_gate,
     commit_at,
+    committer,
     flag,
     hub_error,
     json_body,
@@ -40,7 +41,6 @@ from hfjobs_magic.sandbox.hub_access import (
     repo_url,
     resolve_target,
     store,
-    visible_repo,
     writable,
 )
 from hfjobs_magic.sandbox.refs import pr_number
@@ -231,16 +231,6 @@ def _upload_mode(repo: Repo, commit: Commit, path: str, item: dict) -> str:
     except ValueError:
         sample = b""
     return "lfs" if b"\x00" in sample else "regular"
-
-
-def committer(request: Request, target: Target) -> Repo:
-    """The repo, if the caller may commit to it: its writers, or with `create_pr` anyone who sees it."""
-    if flag(request.query_params.get("create_pr")):
-        repo = visible_repo(request, target, require_caller(request))
-        if require_caller(request).role != "write":
-            raise HTTPException(403, "Forbidden: your token is read-only")
-        return repo
-    return writable(request, target)
 
 
 async def preupload(request: Request) -> JSONResponse:
