@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from hfjobs_magic.sandbox import discussions as talk
 from hfjobs_magic.sandbox.accounts import caller, require_caller
+from hfjobs_magic.sandbox.bucket_routes import move_bucket
 from hfjobs_magic.sandbox.hub_access import (
     Target,
     api_target,
@@ -114,11 +115,13 @@ async def super_squash(request: Request) -> JSONResponse:
 async def move_repo(request: Request) -> JSONResponse:
     body = await json_body(request)
     repo_type = body.get("type") or "model"
-    if repo_type not in REPO_TYPES:
-        raise HTTPException(400, f"Invalid repo type '{repo_type}'")
     source, dest = str(body.get("fromRepo", "")), str(body.get("toRepo", ""))
     if dest.count("/") != 1:
         raise HTTPException(400, f"Invalid repo id: '{dest}'")
+    if repo_type == "bucket":
+        return move_bucket(request, source, dest)
+    if repo_type not in REPO_TYPES:
+        raise HTTPException(400, f"Invalid repo type '{repo_type}'")
     repo = writable(request, Target(repo_type, source))
     writable_namespace = require_caller(request).can_write(dest.split("/")[0])
     if not writable_namespace:
