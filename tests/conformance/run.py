@@ -32,7 +32,7 @@ from tests.conformance.skips import SKIPS
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hfjobs-magic" / "conformance"
-DEFAULT_MIN = 0.90
+DEFAULT_MIN = 0.98  # where it stands: 357 / 357 on 2026-11-29; room for a flaky test or two
 
 API_CLASSES = (
     "TestHfApiRepoFileExists TestHfApiEndpoints TestCommitApi TestHfApiUploadEmptyFile TestHfApiDeleteFolder"
