@@ -181,3 +181,41 @@ def test_refs_survive_a_restart_and_old_repos_load(tmp_path: Path) -> None:
         assert api.model_info(repo, revision="v1").sha == head
         assert api.model_info(repo, revision=pr.pr_revision).sha == pr.oid
         assert api.get_discussion_details(repo, pr.pr_num).is_pull_request
+
+
+def test_merge_pull_request_applies_its_changes(api: HfApi, repo: str, tmp_path: Path) -> None:
+    pr = api.upload_file(path_or_fileobj=b"new", path_in_repo="b.txt", repo_id=repo, create_pr=True)
+    api.upload_file(path_or_fileobj=b"main moved on", path_in_repo="c.txt", repo_id=repo)  # no conflict
+    api.merge_pull_request(repo, pr.pr_num)
+    assert set(api.list_repo_files(repo)) >= {"a.txt", "b.txt", "c.txt"}
+    details = api.get_discussion_details(repo, pr.pr_num)
+    assert details.status == "merged" and details.merge_commit_oid == api.model_info(repo).sha
+    with pytest.raises(HfHubHTTPError):
+        api.merge_pull_request(repo, pr.pr_num)  # merged already
+
+
+def test_merge_refuses_a_conflict(api: HfApi, repo: str) -> None:
+    pr = api.upload_file(path_or_fileobj=b"theirs", path_in_repo="a.txt", repo_id=repo, create_pr=True)
+    api.upload_file(path_or_fileobj=b"ours", path_in_repo="a.txt", repo_id=repo)
+    head = api.model_info(repo).sha
+    with pytest.raises(HfHubHTTPError, match="conflicts with its base: a.txt") as info:
+        api.merge_pull_request(repo, pr.pr_num)
+    assert info.value.response.status_code == 409
+    assert api.model_info(repo).sha == head and api.get_discussion_details(repo, pr.pr_num).status == "open"
+
+
+def test_refs_to_lost_commits_are_dropped_on_load(tmp_path: Path) -> None:
+    """A crash after a ref was written but before its commit line landed leaves a ref to nothing."""
+    data = tmp_path / "data"
+    with Sandbox(data_dir=data) as sb:
+        api = HfApi(endpoint=sb.endpoint, token=sb.token)
+        repo = api.create_repo(f"{sb.user}/torn").repo_id
+        api.create_branch(repo, branch="exp")
+        head = api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=repo, revision="exp").oid
+    commits = data / "repos" / "models" / repo / "commits.jsonl"
+    lines = commits.read_bytes().splitlines(keepends=True)
+    commits.write_bytes(b"".join(lines[:-1]) + lines[-1][:20])  # the last commit's line, torn
+    with Sandbox(data_dir=data) as sb:
+        api = HfApi(endpoint=sb.endpoint, token=sb.token)
+        assert api.model_info(repo).sha != head
+        assert [b.name for b in api.list_repo_refs(repo).branches] == ["main"]

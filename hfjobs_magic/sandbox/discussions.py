@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hfjobs_magic.sandbox.refs import MAIN
+
+if TYPE_CHECKING:
+    from hfjobs_magic.sandbox.repos import Blob
 
 STATUSES = ("open", "closed", "merged", "draft")
 
@@ -28,10 +32,11 @@ class Discussions:
         return max([d["num"] for d in self.items] + list(pulls), default=0) + 1
 
     def open(self, num: int, *, title: str, author: str, date: str, pull_request: bool, base: str = MAIN,
-             description: str = "") -> dict:
+             start: str | None = None, description: str = "") -> dict:
+        """A new discussion; a PR's `start` is the base commit its `refs/pr/N` began at (merges diff from it)."""
         item = {"num": num, "title": title, "author": author, "createdAt": date, "status": "open",
                 "isPullRequest": pull_request, "base": f"refs/heads/{base.removeprefix('refs/heads/')}",
-                "events": []}
+                "startOid": start, "events": []}
         if description:
             item["events"].append(_event("comment", author, date, {"raw": description}))
         self.items.append(item)
@@ -59,6 +64,25 @@ class Discussions:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.items, indent=1), encoding="utf-8")
         tmp.replace(self.path)
+
+
+class MergeConflict(Exception):
+    """The base branch changed some of the PR's files since the PR began."""
+
+
+def merged_tree(start: dict[str, Blob], tip: dict[str, Blob], base: dict[str, Blob]) -> dict[str, Blob]:
+    """`base` with the PR's changes (from `start` to `tip`) applied; MergeConflict where both sides differ."""
+    changed = {p for p in start.keys() | tip.keys() if start.get(p) != tip.get(p)}
+    conflicts = sorted(p for p in changed if base.get(p) not in (start.get(p), tip.get(p)))
+    if conflicts:
+        raise MergeConflict(f"This pull request has conflicts with its base: {', '.join(conflicts)}")
+    tree = dict(base)
+    for path in changed:
+        if path in tip:
+            tree[path] = tip[path]
+        else:
+            tree.pop(path, None)
+    return tree
 
 
 def _event(kind: str, author: str, date: str, data: dict) -> dict:

@@ -314,7 +314,7 @@ def _land_commit(repo: Repo, parsed: shapes.CommitRequest, branch: str, author: 
         num = repo.discussions.next_number(repo.refs.pulls)
         commit = repo.commit(parsed.operations, branch=branch, open_pull=num, **kwargs)
         repo.discussions.open(num, title=parsed.summary, author=author, date=commit.date, pull_request=True,
-                              base=branch, description=parsed.description)
+                              base=branch, start=commit.parent, description=parsed.description)
         repo.discussions.add_commit(num, oid=commit.oid, title=commit.title, author=author, date=commit.date)
     return commit, num
 

@@ -178,10 +178,11 @@ async def create_discussion(request: Request) -> JSONResponse:
     pull = flag(body.get("pullRequest"))
     with repo.discussions.lock:
         num = repo.discussions.next_number(repo.refs.pulls)
+        start = repo.head.oid
         if pull:
-            repo.change_refs(lambda refs: refs.pulls.__setitem__(num, repo.head.oid))
+            repo.change_refs(lambda refs: refs.pulls.__setitem__(num, start))
         repo.discussions.open(num, title=title, author=author, date=now_iso(), pull_request=pull,
-                              description=str(body.get("description") or ""))
+                              start=start if pull else None, description=str(body.get("description") or ""))
     return JSONResponse({"num": num, "pullRequest": pull})
 
 
@@ -192,6 +193,29 @@ async def change_status(request: Request) -> JSONResponse:
         raise HTTPException(400, "status must be 'open' or 'closed'")
     repo.discussions.set_status(item["num"], status, require_caller(request).name, now_iso())
     return JSONResponse({"status": status})
+
+
+async def merge_pull_request(request: Request) -> JSONResponse:
+    """Apply an open PR's changes (since it began) to its base branch as one commit; 409 on conflicts."""
+    repo = writable(request, api_target(request))
+    item, author = _discussion(repo, request), require_caller(request).name
+    if not item["isPullRequest"] or item["status"] != "open":
+        raise HTTPException(400, f"Discussion #{item['num']} is not an open pull request")
+    base = repo.refs.branch_of(item["base"])
+    start, tip = repo.resolve(item.get("startOid") or ""), repo.resolve(f"refs/pr/{item['num']}")
+    if base is None or start is None or tip is None:
+        raise HTTPException(409, f"Pull request #{item['num']} lost its base branch or its start")
+    title = f"Merge pull request #{item['num']}: {item['title']}"
+    try:
+        commit = await run_in_threadpool(
+            repo.commit_tree, base, lambda tree: talk.merged_tree(start.tree, tip.tree, tree), title=title,
+            author=author,
+        )
+    except talk.MergeConflict as err:
+        raise HTTPException(409, str(err)) from err
+    with repo.discussions.lock:
+        repo.discussions.set_status(item["num"], "merged", author, commit.date, merge_oid=commit.oid)
+    return JSONResponse({"status": "merged", "mergeCommitId": commit.oid})
 
 
 ROUTES = [
@@ -206,4 +230,5 @@ ROUTES = [
     Route("/api/{kind}/{ns}/{name}/discussions", create_discussion, methods=["POST"]),
     Route("/api/{kind}/{ns}/{name}/discussions/{num}", discussion_details, methods=["GET"]),
     Route("/api/{kind}/{ns}/{name}/discussions/{num}/status", change_status, methods=["POST"]),
+    Route("/api/{kind}/{ns}/{name}/discussions/{num}/merge", merge_pull_request, methods=["POST"]),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,15 @@ class Refs:
         raw = json.loads(data)
         pulls = {int(num): oid for num, oid in raw.get("pulls", {}).items()}
         return cls(path, dict(raw.get("branches", {})), dict(raw.get("tags", {})), pulls)
+
+    def forget_unknown(self, known: Container[str], last_oid: str | None) -> None:
+        """Drop refs to commits that are not there (a crash between a ref write and its commit line);
+        `main` then falls back to the last commit, as before refs existed."""
+        self.branches = {name: oid for name, oid in self.branches.items() if oid in known}
+        self.tags = {name: oid for name, oid in self.tags.items() if oid in known}
+        self.pulls = {num: oid for num, oid in self.pulls.items() if oid in known}
+        if MAIN not in self.branches and last_oid:
+            self.branches[MAIN] = last_oid
 
     def to_json(self) -> bytes:
         pulls = {str(num): oid for num, oid in self.pulls.items()}

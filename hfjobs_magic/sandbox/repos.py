@@ -233,6 +233,7 @@ class Repo:
         self.commits = commits
         self._by_oid = {c.oid: c for c in commits}
         self.refs = Refs.load(folder / "refs.json", commits[-1].oid if commits else None)
+        self.refs.forget_unknown(self._by_oid, commits[-1].oid if commits else None)
         self.discussions = Discussions(folder)
         self.lock = threading.Lock()  # serializes commits and ref changes, so none is lost to a race
 
@@ -336,7 +337,7 @@ class Repo:
             check_path(op.path.rstrip("/") if isinstance(op, Delete) and op.folder else op.path)
         with self.lock:
             head = self._by_oid[self.refs.tip(branch)] if self.commits else None
-            if parent is not None and (head is None or not head.oid.startswith(parent)):
+            if parent is not None and (head is None or parent != head.oid):
                 raise ParentMismatch(PARENT_MISMATCH)
             planned = [(op, self._plan(op)) for op in ops]
             tree = apply_operations(head.tree if head else {}, planned)
@@ -354,6 +355,15 @@ class Repo:
         with self.lock:
             tip = self._by_oid[self.refs.tip(branch)]
             commit = _make_commit(None, tip.tree, title=title, message="", author=author)
+            self._land(commit, branch)
+            return commit
+
+    def commit_tree(self, branch: str, build: Callable[[dict[str, Blob]], dict[str, Blob]], *, title: str,
+                    author: str) -> Commit:
+        """A commit on `branch` whose tree `build` makes from the branch's own, atomically (PR merges)."""
+        with self.lock:
+            head = self._by_oid[self.refs.tip(branch)]
+            commit = _make_commit(head, build(head.tree), title=title, message="", author=author)
             self._land(commit, branch)
             return commit
 
