@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import (
@@ -219,3 +220,16 @@ def test_refs_to_lost_commits_are_dropped_on_load(tmp_path: Path) -> None:
         api = HfApi(endpoint=sb.endpoint, token=sb.token)
         assert api.model_info(repo).sha != head
         assert [b.name for b in api.list_repo_refs(repo).branches] == ["main"]
+
+
+@pytest.mark.parametrize("dest", ["{user}/..", "{user}/.git", "../escape", "{user}/a/b", "nonamespace"])
+def test_move_refuses_names_that_leave_the_store(api: HfApi, sandbox: Sandbox, repo: str, dest: str) -> None:
+    def layout() -> list[str]:
+        return sorted(str(p.relative_to(sandbox.data_dir)) for p in sandbox.data_dir.glob("*/*/*"))
+
+    before = layout()
+    for kind in ("model", "bucket"):
+        answer = httpx.post(f"{sandbox.endpoint}/api/repos/move", headers={"authorization": f"Bearer {sandbox.token}"},
+                            json={"fromRepo": repo, "toRepo": dest.format(user=sandbox.user), "type": kind})
+        assert answer.status_code == 400, (kind, answer.text)
+    assert layout() == before and api.model_info(repo).id == repo

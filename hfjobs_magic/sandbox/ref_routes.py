@@ -6,6 +6,8 @@ these endpoints find the repo, check who may change it, and answer with the Hub'
 
 from __future__ import annotations
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -116,8 +118,12 @@ async def move_repo(request: Request) -> JSONResponse:
     body = await json_body(request)
     repo_type = body.get("type") or "model"
     source, dest = str(body.get("fromRepo", "")), str(body.get("toRepo", ""))
+    try:
+        validate_repo_id(dest)  # also keeps `..` and the like out of the store's folders
+    except HFValidationError as err:
+        raise HTTPException(400, f"Invalid repo id: '{dest}': {err}") from err
     if dest.count("/") != 1:
-        raise HTTPException(400, f"Invalid repo id: '{dest}'")
+        raise HTTPException(400, f"Invalid repo id: '{dest}': it needs a namespace")
     if repo_type == "bucket":
         return move_bucket(request, source, dest)
     if repo_type not in REPO_TYPES:

@@ -133,9 +133,3 @@ class Refs:
     def delete_tag(self, name: str) -> None:
         if self.tags.pop(name.removeprefix("refs/tags/"), None) is None:
             raise RefMissing(f"Invalid rev id: {name}")
-
-    def open_pull(self, oid: str) -> int:
-        """A new `refs/pr/N` at `oid`; N continues after the highest number ever given."""
-        num = max(self.pulls, default=0) + 1
-        self.pulls[num] = oid
-        return num
