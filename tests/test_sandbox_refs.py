@@ -233,3 +233,17 @@ def test_move_refuses_names_that_leave_the_store(api: HfApi, sandbox: Sandbox, r
                             json={"fromRepo": repo, "toRepo": dest.format(user=sandbox.user), "type": kind})
         assert answer.status_code == 400, (kind, answer.text)
     assert layout() == before and api.model_info(repo).id == repo
+
+
+def test_discussion_comments_titles_and_status(api: HfApi, other_api: HfApi, repo: str) -> None:
+    num = api.create_discussion(repo, title="Question", description="Why?").num
+    assert other_api.comment_discussion(repo, num, "Because.").content == "Because."
+    assert api.rename_discussion(repo, num, "Answered").new_title == "Answered"
+    assert api.change_discussion_status(repo, num, "closed").new_status == "closed"
+    details = api.get_discussion_details(repo, num)
+    assert (details.title, details.status, details.is_pull_request) == ("Answered", "closed", False)
+    assert [e.type for e in details.events] == ["comment", "comment", "title-change", "status-change"]
+    assert [d.num for d in api.get_repo_discussions(repo, discussion_status="closed")] == [num]
+    with pytest.raises(HfHubHTTPError) as denied:
+        other_api.rename_discussion(repo, num, "Mine now")
+    assert denied.value.response.status_code == 403

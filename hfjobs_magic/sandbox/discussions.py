@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,14 +52,30 @@ class Discussions:
             item["events"].append(_event("commit", author, date, {"subject": title, "oid": oid}))
             self._save()
 
-    def set_status(self, num: int, status: str, author: str, date: str, merge_oid: str | None = None) -> None:
+    def set_status(self, num: int, status: str, author: str, date: str, merge_oid: str | None = None) -> dict:
         item = self.get(num)
         assert item is not None and status in STATUSES
         item["status"] = status
         if merge_oid:
             item["mergeCommitId"] = merge_oid
-        item["events"].append(_event("status-change", author, date, {"status": status}))
+        return self._log(item, _event("status-change", author, date, {"status": status}))
+
+    def comment(self, num: int, text: str, author: str, date: str) -> dict:
+        item = self.get(num)
+        assert item is not None
+        return self._log(item, _event("comment", author, date, {"raw": text}))
+
+    def rename(self, num: int, title: str, author: str, date: str) -> dict:
+        item = self.get(num)
+        assert item is not None
+        event = _event("title-change", author, date, {"from": item["title"], "to": title})
+        item["title"] = title
+        return self._log(item, event)
+
+    def _log(self, item: dict, event: dict) -> dict:
+        item["events"].append(event)
         self._save()
+        return event
 
     def _save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -88,7 +105,8 @@ def merged_tree(start: dict[str, Blob], tip: dict[str, Blob], base: dict[str, Bl
 def _event(kind: str, author: str, date: str, data: dict) -> dict:
     if kind == "comment":
         data = {"edited": False, "hidden": False, "latest": data}
-    return {"id": f"{kind}-{date}", "type": kind, "createdAt": date, "author": {"name": author}, "data": data}
+    return {"id": f"{kind}-{uuid.uuid4().hex[:12]}", "type": kind, "createdAt": date, "author": {"name": author},
+            "data": data}
 
 
 def summary(item: dict, repo_type: str, repo_id: str) -> dict:

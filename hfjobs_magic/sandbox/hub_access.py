@@ -106,9 +106,12 @@ def check_gate(request: Request, repo: Repo) -> None:
     """A gated repo's files are for its namespace's members only here (no access requests): 403 GatedRepo."""
     identity = caller(request)
     if repo.meta.get("gated") and not (identity and identity.member_of(repo.namespace)):
-        message = (f"Access to {repo.repo_type} {repo.repo_id} is restricted. "
-                   "You must have access to it and be authenticated to access it. Please log in.")
-        raise hub_error(403, message, "GatedRepo")
+        what = f"Access to {repo.repo_type} {repo.repo_id} is restricted"
+        if identity is None:
+            message = f"{what}. You must have access to it and be authenticated to access it. Please log in."
+        else:
+            message = f"{what} and you are not in the authorized list. Ask its owners for access."
+        raise hub_error(403 if identity else 401, message, "GatedRepo")
 
 
 def readable(request: Request, target: Target) -> tuple[Repo, Commit]:

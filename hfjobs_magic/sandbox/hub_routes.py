@@ -420,6 +420,7 @@ ROUTES: list[Route] = [
     Route("/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
     *hub_lfs.ROUTES,
     Route("/api/{kind}/{name}", no_namespace, methods=["GET"]),
-    Route("/api/{kind}/{name}/revision/{rev:path}", no_namespace, methods=["GET"]),
+    *(Route(f"/api/{{kind}}/{{name}}/{action}/{{rest:path}}", no_namespace, methods=["GET"])
+      for action in ("revision", "commits", "tree")),
     Route("/{name}/resolve/{rest:path}", no_namespace, methods=["GET", "HEAD"]),
 ]

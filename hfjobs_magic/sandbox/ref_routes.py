@@ -197,8 +197,30 @@ async def change_status(request: Request) -> JSONResponse:
     item, status = _discussion(repo, request), (await json_body(request)).get("status")
     if status not in ("open", "closed"):
         raise HTTPException(400, "status must be 'open' or 'closed'")
-    repo.discussions.set_status(item["num"], status, require_caller(request).name, now_iso())
-    return JSONResponse({"status": status})
+    with repo.discussions.lock:
+        event = repo.discussions.set_status(item["num"], status, require_caller(request).name, now_iso())
+    return JSONResponse({"newStatus": event})
+
+
+async def comment(request: Request) -> JSONResponse:
+    """A comment on a discussion or PR; anyone who sees the repo may comment."""
+    repo = visible_repo(request, api_target(request), require_caller(request))
+    item, text = _discussion(repo, request), (await json_body(request)).get("comment")
+    if not isinstance(text, str) or not text.strip():
+        raise HTTPException(400, "A comment needs some text")
+    with repo.discussions.lock:
+        event = repo.discussions.comment(item["num"], text, require_caller(request).name, now_iso())
+    return JSONResponse({"newMessage": event})
+
+
+async def rename(request: Request) -> JSONResponse:
+    repo = writable(request, api_target(request))
+    item, title = _discussion(repo, request), (await json_body(request)).get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise HTTPException(400, "A discussion needs a title")
+    with repo.discussions.lock:
+        event = repo.discussions.rename(item["num"], title.strip(), require_caller(request).name, now_iso())
+    return JSONResponse({"newTitle": event})
 
 
 async def merge_pull_request(request: Request) -> JSONResponse:
@@ -220,8 +242,8 @@ async def merge_pull_request(request: Request) -> JSONResponse:
     except talk.MergeConflict as err:
         raise HTTPException(409, str(err)) from err
     with repo.discussions.lock:
-        repo.discussions.set_status(item["num"], "merged", author, commit.date, merge_oid=commit.oid)
-    return JSONResponse({"status": "merged", "mergeCommitId": commit.oid})
+        event = repo.discussions.set_status(item["num"], "merged", author, commit.date, merge_oid=commit.oid)
+    return JSONResponse({"newStatus": event, "mergeCommitId": commit.oid})
 
 
 ROUTES = [
@@ -237,4 +259,6 @@ ROUTES = [
     Route("/api/{kind}/{ns}/{name}/discussions/{num}", discussion_details, methods=["GET"]),
     Route("/api/{kind}/{ns}/{name}/discussions/{num}/status", change_status, methods=["POST"]),
     Route("/api/{kind}/{ns}/{name}/discussions/{num}/merge", merge_pull_request, methods=["POST"]),
+    Route("/api/{kind}/{ns}/{name}/discussions/{num}/comment", comment, methods=["POST"]),
+    Route("/api/{kind}/{ns}/{name}/discussions/{num}/title", rename, methods=["POST"]),
 ]
