@@ -12,11 +12,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from hfjobs_magic.jobs.record import JobRecord, PushTarget
+from hfjobs_magic.jobs.guards import Guards, idle_cancel_reason, is_gpu_flavor, notices
+from hfjobs_magic.jobs.metrics import MetricsReader, MetricsState
+from hfjobs_magic.jobs.progress import ProgressFolder, merge
+from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
@@ -35,6 +38,7 @@ class Update:
     record: dict[str, Any]
     lines: list[str] = field(default_factory=list)
     final: bool = False
+    series: dict[str, list[float]] = field(default_factory=dict)  # recent metrics per name, for sparklines
 
 
 @dataclass
@@ -111,20 +115,31 @@ class JobWatch:
         secrets: list[str] | tuple[str, ...] = (),
         pacing: Pacing | None = None,
         follow_logs: bool = True,
+        guards: Guards | None = None,
     ) -> None:
         self.client, self.record, self.on_update = client, record, on_update
         self.masker = SecretMasker(secrets)
+        self.progress = ProgressFolder()
         self.pacing = pacing or Pacing()
         self.stop_event = threading.Event()
         self._lines: queue.Queue = queue.Queue()
         self._reader = LogReader(client, record.id, record.namespace, self._lines, self.stop_event, follow_logs)
         self._thread = threading.Thread(target=self._run, name=f"hfjob-watch-{record.id[:8]}", daemon=True)
+        self.guards = guards or Guards()
+        self.metrics = MetricsState()
+        self._metrics_reader = MetricsReader(client, record.id, record.namespace, self.metrics, self.stop_event) \
+            if follow_logs else None
+        self._metrics_seen = 0
+        self._cancel_failed: str | None = None  # why --cancel-if-idle could not cancel, shown as a notice
+        self._gpu = is_gpu_flavor(record.flavor, client.known_hardware())
         self.error: BaseException | None = None
         self._leftover: list[str] = []
 
     # -- control ----------------------------------------------------------------------
     def start(self) -> JobWatch:
         self._reader.start()
+        if self._metrics_reader is not None:
+            self._metrics_reader.start()
         self._thread.start()
         return self
 
@@ -150,7 +165,14 @@ class JobWatch:
             self.stop_event.set()  # ends the log reader too
             self._verify_pushes()
             lines = self._drain()
-            self.on_update(Update(self.record.as_json(), lines, final=True))
+            self._say_cell_error()
+            self.on_update(self._update(lines, final=True))
+
+    def _say_cell_error(self) -> None:
+        """A failed job's message starts with the error its cell raised and where, as the notebook numbers it."""
+        error = cell_error(self.record.log_tail) if self.record.stage == "ERROR" else None
+        if error and error not in (self.record.message or ""):
+            self.record.message = error + (f"; {self.record.message}" if self.record.message else "")
 
     def _loop(self) -> None:
         p = self.pacing
@@ -171,19 +193,47 @@ class JobWatch:
             if now >= next_push and self.record.push:
                 self._verify_pushes()
                 next_push = now + p.push_every
-            timeout = max(0.01, min(next_poll, next_emit if pending else next_poll) - time.monotonic())
+            timeout = max(0.01, min(next_poll, next_emit if pending else next_poll, now + 1.0) - time.monotonic())
             batch, done = self._take(timeout, reader_done)
             if done and not reader_done:
                 next_poll = time.monotonic()  # a log stream ends with its job: ask for the final stage now
             reader_done = done
-            pending += batch
+            pending = merge(pending, batch)
+            dirty |= self._operate()
             now = time.monotonic()
             if (pending or dirty or now - last_emit >= p.heartbeat) and now >= next_emit:
-                self.on_update(Update(self.record.as_json(), pending))
+                self.on_update(self._update(pending))
                 pending, dirty, last_emit, next_emit = [], False, now, now + p.emit_every
             if final_since is not None and (reader_done or time.monotonic() - final_since > p.log_grace):
                 break
         self._leftover = pending
+
+    def _update(self, lines: list[str], final: bool = False) -> Update:
+        series = self.metrics.series() if self.record.metrics else {}
+        return Update(self.record.as_json(), lines, final=final, series=series)
+
+    def _operate(self) -> bool:
+        """Metrics into the record, the notices, and --cancel-if-idle; True when the views should hear of it."""
+        changed = self.metrics.version != self._metrics_seen
+        if changed:
+            self._metrics_seen = self.metrics.version
+            self.record.metrics = self.metrics.as_json()
+        found = notices(self.record, self.guards, self._gpu)
+        if self._cancel_failed and not self.record.final:
+            found[IDLE_NOTICE] = self._cancel_failed
+        changed |= found != self.record.notices
+        self.record.notices = found
+        reason = idle_cancel_reason(self.record, self.guards.cancel_if_idle_s) if self._gpu else None
+        if reason and not self.record.ended_because:
+            self.record.ended_because = reason
+            try:
+                self.client.cancel(self.record.id, self.record.namespace)
+            except Exception as err:  # say so, and do not try again every second
+                self.record.ended_because, self.guards = None, replace(self.guards, cancel_if_idle_s=None)
+                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                self._cancel_failed = f"--cancel-if-idle could not cancel the idle job ({detail}): cancel it yourself"
+            changed = True
+        return changed
 
     def _take(self, timeout: float, reader_done: bool) -> tuple[list[str], bool]:
         """Lines waiting in the queue (masked and recorded), and whether the reader has ended."""
@@ -206,8 +256,9 @@ class JobWatch:
         return self._accept(raw), reader_done
 
     def _accept(self, raw: list[str]) -> list[str]:
-        """Every line goes this way once: masked, kept in the record's tail, read for push reports."""
-        lines = self.masker.mask_lines(raw)
+        """Every line goes this way once: masked, progress bars folded, kept in the record's tail, read for
+        push reports."""
+        lines = self.progress.fold(self.masker.mask_lines(raw))
         self.record.add_lines(lines)
         note_push_lines(self.record.push, lines)
         return lines
@@ -224,7 +275,7 @@ class JobWatch:
                 raw.append(item)
         lines = self._accept(raw)
         rest, self._leftover = self._leftover, []
-        return rest + lines
+        return merge(rest, lines)
 
     def _poll_stage(self) -> bool:
         """Refresh stage and times from the Hub; True when the stage changed."""
@@ -251,7 +302,9 @@ class JobWatch:
             target.checked, target.check_error = True, None
             target.verified = bool(target.commits)
 
-    def _landed(self, target: PushTarget) -> list[dict[str, str]]:
+    def _landed(self, target: PushTarget) -> list[dict[str, Any]]:
+        if target.repo_type == "bucket":
+            return self.client.bucket_files_since(*target.bucket, self.record.created_at)
         if target.repo_type in storage.SCHEMES:
             return storage.objects_since(target.repo_id, self.record.created_at)
         return self.client.commits_since(target.repo_id, target.repo_type, self.record.created_at)
@@ -276,6 +329,8 @@ def apply_job_info(record: JobRecord, info: Any) -> None:
     """Copy the server's view of a job onto our record."""
     record.stage = str(getattr(info.status.stage, "value", info.status.stage))
     record.message = info.status.message
+    if record.ended_because and record.stage == "CANCELED":  # we cancelled it: say why, not just "canceled"
+        record.message = record.ended_because
     record.created_at = info.created_at or record.created_at
     record.started_at = info.started_at or record.started_at
     record.finished_at = info.finished_at

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from hfjobs_magic.sandbox.job_routes import SSE_HEADERS, _find, _reader
+from hfjobs_magic.sandbox.job_routes import SSE_HEADERS, find_job, reader_of
 from hfjobs_magic.sandbox.jobs import TERMINAL_STAGES, Job
 from hfjobs_magic.sandbox.metrics import GroupSampler, metric_event
 
@@ -32,7 +32,7 @@ STAGE_POLL_S = 0.1  # how soon a stream notices its job ended
 
 
 async def job_metrics(request: Request) -> StreamingResponse:
-    job = _find(request, _reader(request))
+    job = find_job(request, reader_of(request))
     if job.stage in TERMINAL_STAGES:
         raise HTTPException(406, f"Job {job.id} has ended ({job.stage}): it has no metrics any more")
     state = request.app.state.sandbox

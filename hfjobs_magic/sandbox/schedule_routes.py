@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hfjobs_magic.sandbox.accounts import require_writer
-from hfjobs_magic.sandbox.job_routes import MAX_SPEC_BYTES, _label, _owner_type, _reader, _str_dict, parse_spec
+from hfjobs_magic.sandbox.job_routes import MAX_SPEC_BYTES, owner_type, parse_label, parse_spec, reader_of, string_dict
 from hfjobs_magic.sandbox.schedules import ScheduledJob, ScheduleError, ScheduleStore
 
 PREFIX = "/api/scheduled-jobs/{namespace}"
@@ -26,7 +26,7 @@ def _store(request: Request) -> ScheduleStore:
     return request.app.state.sandbox.schedules
 
 
-def _find(request: Request, namespace: str) -> ScheduledJob:
+def find_scheduled(request: Request, namespace: str) -> ScheduledJob:
     item_id = request.path_params["item_id"]
     item = _store(request).get(namespace, item_id)
     if item is None:
@@ -38,7 +38,7 @@ def _writable(request: Request) -> tuple[str, ScheduledJob]:
     """(caller's name, the scheduled job) for a change: the caller must be able to write the namespace."""
     namespace = request.path_params["namespace"]
     identity = require_writer(request, namespace)
-    return identity.name, _find(request, namespace)
+    return identity.name, find_scheduled(request, namespace)
 
 
 async def _body(request: Request) -> dict:
@@ -73,7 +73,7 @@ async def create(request: Request) -> JSONResponse:
     spec, secrets = parse_spec(body.get("jobSpec"), request.app.state.sandbox.jobs.default_timeout)
     try:
         item = _store(request).create(
-            namespace=namespace, owner_type=_owner_type(identity, namespace), creator=identity.name, spec=spec,
+            namespace=namespace, owner_type=owner_type(identity, namespace), creator=identity.name, spec=spec,
             secrets=secrets, schedule=body.get("schedule"), suspend=_flag(body, "suspend"),
             concurrency=_flag(body, "concurrency"))
     except ScheduleError as err:
@@ -82,13 +82,13 @@ async def create(request: Request) -> JSONResponse:
 
 
 async def list_all(request: Request) -> JSONResponse:
-    namespace = _reader(request)
-    labels = [_label(item) for item in request.query_params.getlist("label")]
+    namespace = reader_of(request)
+    labels = [parse_label(item) for item in request.query_params.getlist("label")]
     return JSONResponse([_store(request).snapshot(item) for item in _store(request).list(namespace, labels)])
 
 
 async def inspect(request: Request) -> JSONResponse:
-    return _answer(request, _find(request, _reader(request)))
+    return _answer(request, find_scheduled(request, reader_of(request)))
 
 
 async def delete(request: Request) -> Response:
@@ -135,7 +135,7 @@ async def relabel(request: Request) -> JSONResponse:
     labels = (await _body(request)).get("labels")
     if not isinstance(labels, dict):
         raise HTTPException(400, "'labels' must be an object of strings")
-    _store(request).set_labels(item, _str_dict(labels, "labels"))
+    _store(request).set_labels(item, string_dict(labels, "labels"))
     return _answer(request, item)
 
 

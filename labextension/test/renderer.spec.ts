@@ -1,6 +1,6 @@
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
-import extension, { JobCard, MIME_TYPE, duration, money, renderCard, rendererFactory } from '../src/renderer';
+import extension, { JobCard, MIME_TYPE, duration, money, renderCard, rendererFactory, size } from '../src/renderer';
 
 /** A record exactly as hfjobs_magic.jobs.record.JobRecord.as_json() writes it. */
 function record(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -168,7 +168,8 @@ describe('renderCard', () => {
 
   it('survives malformed records without throwing', () => {
     const odd = { push: [{ repo_id: 'a/b', repo_type: 'constructor', commits: [{ oid: 7 }] }], url: 'https://h/j' };
-    for (const data of [null, 42, 'text', [], { push: 'x', log_tail: 'y', stage: 7 }, { push: [null, 3] }, odd]) {
+    const operating = { metrics: { cpu_pct: 3, peak: 'x' }, notices: [null, 4], schedule: { schedule: 7, next_runs: 'x' } };
+    for (const data of [null, 42, 'text', [], { push: 'x', log_tail: 'y', stage: 7 }, { push: [null, 3] }, odd, operating]) {
       expect(() => renderCard(data)).not.toThrow();
     }
     const card = renderCard({});
@@ -272,5 +273,55 @@ describe('formatting', () => {
     [12.5, '$12.50']
   ])('money(%p) is %s', (usd, expected) => {
     expect(money(usd)).toBe(expected);
+  });
+});
+
+describe('operating a job', () => {
+  const metrics = {
+    cpu_pct: 87.4,
+    memory_bytes: 1_234_000_000,
+    memory_total_bytes: 16_000_000_000,
+    gpu_util_pct: 2,
+    gpu_memory_bytes: 500_000_000,
+    gpu_memory_total_bytes: 24_000_000_000,
+    peak: { cpu_pct: 99, memory_bytes: 2_000_000_000, gpu_util_pct: 91 },
+    idle_gpu_s: 125,
+    idle_gpu_total_s: 300
+  };
+
+  it('shows the latest metrics and their peaks, with GPU rows only for a GPU', () => {
+    const card = renderCard(record({ stage: 'RUNNING', metrics }));
+    expect(q(card, '[data-metric="cpu_pct"]').textContent).toBe('CPU 87% (peak 99%)');
+    expect(q(card, '[data-metric="memory_bytes"]').textContent).toBe('Memory 1.2 GB / 16.0 GB (peak 2.0 GB)');
+    expect(q(card, '[data-metric="gpu_util_pct"]').textContent).toBe('GPU 2% (peak 91%)');
+    expect(q(card, '[data-metric="idle_gpu_s"]').textContent).toBe('GPU idle 2m05s');
+    const cpuOnly = renderCard(record({ metrics: { cpu_pct: 5, memory_bytes: 1000, memory_total_bytes: 2000, peak: {} } }));
+    expect(cpuOnly.querySelector('[data-metric="gpu_util_pct"]')).toBeNull();
+    expect(renderCard(record()).querySelector('.hfjob-metrics')).toBeNull();
+  });
+
+  it('shows notices and a schedule as text', () => {
+    const card = renderCard(
+      record({
+        stage: 'SCHEDULED',
+        notices: [{ kind: 'idle_gpu', text: '<b>The GPU has been idle</b>' }],
+        schedule: { id: 's1', schedule: '@daily', next_runs: ['2025-01-03T00:00:00Z'] }
+      })
+    );
+    const notice = q(card, '.hfjob-notice');
+    expect(notice.dataset.notice).toBe('idle_gpu');
+    expect(notice.textContent).toBe('⚠ <b>The GPU has been idle</b>');
+    expect(notice.querySelector('b')).toBeNull();
+    expect(q(card, '.hfjob-schedule').textContent).toContain('Scheduled @daily (UTC); next runs: ');
+    expect(q(card, '.hfjob-badge').classList.contains('hfjob-badge-scheduled')).toBe(true);
+  });
+
+  it.each([
+    [null, '0 B'],
+    [999, '999 B'],
+    [1_500, '1.5 KB'],
+    [24_000_000_000, '24.0 GB']
+  ])('size(%p) is %s', (bytes, expected) => {
+    expect(size(bytes)).toBe(expected);
   });
 });
