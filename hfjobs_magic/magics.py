@@ -53,6 +53,8 @@ class HFJobMagics(Magics):
     max_cost_usd = Float(None, allow_none=True, help="Refuse jobs whose worst-case cost is above this.").tag(
         config=True)
     log_lines = Int(40, help="How many log lines the live view and the saved record keep.").tag(config=True)
+    carry_max_bytes = Int(1 << 30, help="At most this many bytes of notebook values carried to a job.").tag(
+        config=True)
     history_file = Unicode("", help="Where the local job history lives (default: ~/.local/state).").tag(config=True)
     idle_gpu_warn = Unicode("10m", help="Warn when a GPU job's GPU has been idle (under 5 %) this long.").tag(
         config=True)
@@ -93,7 +95,15 @@ class HFJobMagics(Magics):
                                cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines,
                                idle_gpu_warn_s=parse_timeout(self.idle_gpu_warn, flag="idle_gpu_warn"),
                                queue_wait_warn_s=parse_timeout(self.queue_wait_warn, flag="queue_wait_warn"))
-        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings)
+        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings,
+                      deliver=self.shell.user_ns.update)
+
+    def carrier(self) -> Any:
+        """The names a cell reads -> what travels with it, from this kernel's namespace."""
+        from hfjobs_magic.cell.carry_kernel import from_kernel
+
+        files = getattr(getattr(self.shell, "compile", None), "_filename_map", {})
+        return lambda names: from_kernel(names, self.shell.user_ns, cell_files=files, max_bytes=self.carry_max_bytes)
 
     def notebook(self) -> str | None:
         return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
@@ -121,6 +131,7 @@ class HFJobMagics(Magics):
             %%hfjob --dry-run          # show the script and the checks, submit nothing
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
+        from hfjobs_magic.cell.returns import epilogue
         from hfjobs_magic.cell.script import build_script
         from hfjobs_magic.cell.spec import build_spec, parse_args
         from hfjobs_magic.cell.wrapping import cell_hash
@@ -131,7 +142,8 @@ class HFJobMagics(Magics):
         try:
             spec = build_spec(parse_args(self.hfjob, line), self.defaults())
             script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(),
-                                  first_line=FIRST_LINE)
+                                  first_line=FIRST_LINE, carrier=self.carrier(),
+                                  epilogue=epilogue(spec.returns) if spec.returns else "")
         except UsageError as err:  # a value echoed back may be a token typed into a flag
             raise UsageError(hide_token_literals(str(err))) from None
 
@@ -190,11 +202,15 @@ class HFJobMagics(Magics):
 
     @magic_arguments()
     @argument("job", help="job id (or a prefix of one from this machine's history)")
+    @argument("--return", dest="returns", metavar="NAMES",
+              help="set these values the job returned (--return on its cell) in this kernel, once it COMPLETED")
     @line_magic
     def hfjob_attach(self, line: str) -> None:
         """Show the live view of a running or finished job again (e.g. after a kernel restart)."""
+        from hfjobs_magic.cell.spec import return_names
+
         args = parse_argstring(self.hfjob_attach, line)
-        self.runner().attach(args.job, self.namespace)
+        self.runner().attach(args.job, self.namespace, returns=return_names(args.returns))
 
 
 def register(ipython: Any) -> None:

@@ -47,6 +47,23 @@ def test_create_info_list_and_delete(api: HfApi, sandbox: Sandbox, unique_name: 
     api.delete_bucket(url.bucket_id, missing_ok=True)
 
 
+def test_move_bucket_and_ids_without_namespace(api: HfApi, sandbox: Sandbox, bucket: str) -> None:
+    api.batch_bucket_files(bucket, add=[(b"kept", "a.txt")])
+    api.move_bucket(from_id=bucket, to_id=f"{bucket}-moved")
+    assert api.bucket_info(f"{bucket}-moved").total_files == 1
+    with pytest.raises(BucketNotFoundError):
+        api.bucket_info(bucket)
+    for call in (api.bucket_info, api.delete_bucket):  # a name alone is no bucket id, as on the Hub
+        with pytest.raises(HfHubHTTPError) as err:
+            call(bucket.split("/")[1])
+        assert err.value.response.status_code == 404
+    api.update_bucket_settings(f"{bucket}-moved", private=True)
+    anonymous = HfApi(endpoint=sandbox.endpoint, token=False)
+    with pytest.raises(HfHubHTTPError) as err:
+        anonymous.bucket_info(f"{bucket}-moved")
+    assert err.value.response.status_code == 401
+
+
 def test_missing_bucket_is_typed_404(sandbox: Sandbox) -> None:
     answer = httpx.get(f"{sandbox.endpoint}/api/buckets/{sandbox.user}/none",
                        headers={"authorization": f"Bearer {sandbox.token}"})
@@ -86,8 +103,9 @@ def test_batch_add_copy_delete_tree_and_paths_info(api: HfApi, bucket: str, tmp_
     local.write_bytes(os.urandom(300_000))
     api.batch_bucket_files(bucket, add=[(b"hello", "a.txt"), (local, "sub/deep/weights.bin")])
 
-    root = {(type(e).__name__, e.path) for e in api.list_bucket_tree(bucket)}
+    root = {(type(e).__name__, e.path) for e in api.list_bucket_tree(bucket, recursive=False)}
     assert root == {("BucketFile", "a.txt"), ("BucketFolder", "sub")}
+    assert {e.path for e in api.list_bucket_tree(bucket)} == {"a.txt", "sub/deep/weights.bin"}  # the Hub's default
     deep = {e.path for e in api.list_bucket_tree(bucket, prefix="sub", recursive=True)}
     assert deep == {"sub/deep", "sub/deep/weights.bin"}
     [info] = api.get_bucket_paths_info(bucket, ["sub/deep/weights.bin", "missing.txt"])

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
 from huggingface_hub.errors import (
-    BadRequestError,
     HfHubHTTPError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
@@ -332,11 +331,6 @@ def test_path_traversal_refused_and_nothing_written(sandbox: Sandbox, api: HfApi
 def test_malformed_commits_are_400(sandbox: Sandbox, repo: str, body: bytes, expected: str) -> None:
     status, _, answer = raw("POST", f"{sandbox.endpoint}/api/models/{repo}/commit/main", sandbox.token, body)
     assert status in (400, 422) and expected in json.loads(answer)["error"]
-
-
-def test_pull_requests_are_refused_clearly(api: HfApi, repo: str) -> None:
-    with pytest.raises(BadRequestError, match="Pull requests are not supported"):
-        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, create_pr=True)
 
 
 def test_invalid_readme_yaml_is_refused(api: HfApi, repo: str) -> None:

@@ -70,6 +70,9 @@ _DECLARATIONS: list[Any] = [
              help="notebook variables to send to the job, e.g. --vars lr,epochs (plain literal values only)"),
     argument("--no-pin", action="store_true", default=None,
              help="do not pin inferred dependencies to this kernel's versions"),
+    argument("--no-carry", action="store_true", default=None,
+             help="carry nothing from the notebook (by default the imports, functions, classes and values the "
+                  "cell reads from earlier cells travel with it)"),
     argument_group("results"),
     argument("--push", metavar="TARGET",
              help="where results go: a Hub repo id (user/name), an HF bucket hf://buckets/user/name[/prefix] "
@@ -82,6 +85,11 @@ _DECLARATIONS: list[Any] = [
     argument("--card", action="store_true", default=None, help="write a card describing the job to the --push repo"),
     argument("--allow-no-push", action="store_true", default=None,
              help="accept that nothing is pushed: the results are lost when the job ends"),
+    argument("--return", dest="returns", metavar="NAMES",
+             help="variables set in this kernel when the job completes, e.g. --return model_score,counts "
+                  "(signed, through the private bucket NAMESPACE/jobs-artifacts)"),
+    argument("--pull", metavar="DIR",
+             help="after the job, download what it pushed from --outputs into DIR next to the notebook"),
     argument_group("operating"),
     argument("--schedule", metavar="CRON",
              help="make the cell a scheduled job instead of running it now: @hourly, @daily, @weekly, @monthly, "
@@ -205,6 +213,9 @@ class JobSpec:
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     vars: tuple[str, ...] = ()
+    carry: bool = True
+    returns: tuple[str, ...] = ()
+    pull: str | None = None
     outputs: str | None = None
     sync_every_seconds: int | None = None
     card: bool = False
@@ -356,6 +367,9 @@ def build_spec(ns: argparse.Namespace, defaults: Defaults | None = None) -> JobS
         name=ns.name,
         labels=_pairs("--label", d.labels, ns.label),
         vars=_var_names(ns.vars),
+        carry=not ns.no_carry,
+        returns=_var_names(ns.returns, "--return"),
+        pull=ns.pull,
         outputs=ns.outputs,
         sync_every_seconds=None if sync_every is None else parse_timeout(sync_every, flag="--sync-every"),
         card=bool(ns.card) if not push else _flag(ns.card, d.card),
@@ -424,11 +438,16 @@ def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: 
     return secrets
 
 
-def _var_names(value: str | None) -> tuple[str, ...]:
+def return_names(value: str | None) -> tuple[str, ...]:
+    """`--return a,b` -> ("a", "b"), checked."""
+    return _var_names(value, "--return")
+
+
+def _var_names(value: str | None, flag: str = "--vars") -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     for name in names:
         if not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"--vars {value!r}: {name!r} is not a Python variable name; e.g. --vars lr,epochs")
+            raise UsageError(f"{flag} {value!r}: {name!r} is not a Python variable name; e.g. {flag} lr,epochs")
     return _dedupe(names)
 
 
@@ -442,6 +461,16 @@ def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
                          "gs://...)")
     if spec.sync_every_seconds and not spec.outputs:
         raise UsageError("--sync-every pushes the --outputs folder: add --outputs DIR")
+    if spec.pull and not spec.outputs:
+        raise UsageError("--pull downloads what --outputs pushed: add --outputs DIR --push TARGET")
+    if spec.returns and not spec.passes_token:
+        raise UsageError("--return uploads the values with the job's HF_TOKEN: drop --no-token")
+    if (spec.returns or spec.pull) and spec.schedule:
+        raise UsageError("--return and --pull need the notebook to follow the job; a --schedule cell's runs are not "
+                         "followed: drop one of them")
+    if spec.returns and spec.detach:
+        raise UsageError("--return sets variables when the job completes, --detach does not wait: keep one of them "
+                         "(or use %hfjob_attach JOB --return NAMES later)")
     _check_bucket_rules(spec, ns)
     if spec.card and not spec.push:
         raise UsageError("--card writes a card to the push target: add --push user/repo")

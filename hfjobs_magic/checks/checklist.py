@@ -47,6 +47,7 @@ from hfjobs_magic.remote import hardware
 from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, usd, worst_case_cost
 
 if TYPE_CHECKING:
+    from hfjobs_magic.cell.script import Carrier
     from hfjobs_magic.cell.spec import JobSpec
     from hfjobs_magic.remote.hub import HubClient
 
@@ -62,7 +63,7 @@ NO_TOKEN_FIX = "Run `hf auth login` or set HF_TOKEN, then Re-check."
 def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
                 variables: Mapping[str, Any] | None = None, notebook: str | None = None,
                 notebook_dir: Path | None = None, max_cost_usd: float | None = None,
-                first_line: int = 1) -> CheckContext:
+                first_line: int = 1, carrier: Carrier | None = None) -> CheckContext:
     """Build the script and the context; a cell that cannot become a script is reported, not raised.
 
     `first_line` is the number of the cell body's first line where the user reads it (2 under %%hfjob).
@@ -75,7 +76,7 @@ def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
     shown = variables if variables is not None else dict.fromkeys(spec.vars)
     script, error = None, None
     try:
-        script = build_script(cell, spec, variables=shown, notebook=notebook, first_line=first_line)
+        script = build_script(cell, spec, variables=shown, notebook=notebook, first_line=first_line, carrier=carrier)
     except UsageError as err:
         error = str(err)
     folder = notebook_dir or (Path(notebook).parent if notebook else Path.cwd())
@@ -233,6 +234,8 @@ def check_persistence(f: Facts) -> CheckResult:
     ways += [f"--volume {v.text} keeps what the job writes under {v.mount_path}" for v in f.spec.volumes
              if v.type == "bucket" and not v.read_only]
     ways += [_saving(p, f) for p in f.scan.saves]
+    if f.spec.returns:
+        ways.append(f"--return {','.join(f.spec.returns)} comes back to this notebook")
     if ways:
         more = f" (and {len(ways) - 3} more)" if len(ways) > 3 else ""
         return CheckResult("persistence", OK, "results leave the job: " + "; ".join(ways[:3]) + more)

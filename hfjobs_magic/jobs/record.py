@@ -40,6 +40,18 @@ def unpushed(record: dict[str, Any]) -> list[dict[str, Any]]:
             if t.get("declared", True) and t.get("checked") and not t.get("check_error") and not t.get("commits")]
 
 
+def cell_error(tail: list[str]) -> str | None:
+    """"ValueError: boom (%%hfjob cell, line 3)": the exception a job's traceback ended with, and where
+    in the notebook it was raised (the last `File "%%hfjob cell..."` frame), read from its log tail."""
+    frames = [i for i, line in enumerate(tail) if line.lstrip().startswith('File "%%hfjob cell')]
+    if not frames:
+        return None
+    frame = tail[frames[-1]].strip()
+    where = frame[len('File "'):].replace('", line', ", line").split(", in ")[0]
+    after = [line for line in tail[frames[-1] + 1:] if line.strip() and not line.startswith((" ", "\t", "^"))]
+    return f"{after[0].strip()} ({where})" if after else None
+
+
 @dataclass
 class PushTarget:
     """A declared push target. `verified` only ever comes from the storage itself (the watcher asks it);
@@ -95,6 +107,8 @@ class JobRecord:
     notebook: str | None = None
     cell: str | None = None
     push: list[PushTarget] = field(default_factory=list)
+    returns: list[dict[str, Any]] = field(default_factory=list)  # {"name", "type", "bytes"} set in the kernel
+    pulled: str | None = None  # the one-line summary of --pull
     tail_lines: int = TAIL_LINES
     log_lines_seen: int = 0
     metrics: dict[str, Any] | None = None  # jobs.metrics.MetricsState.as_json(): latest, peak, idle_gpu_s
@@ -151,6 +165,8 @@ class JobRecord:
             "notebook": self.notebook,
             "cell": self.cell,
             "push": [p.as_json() for p in self.push],
+            "returns": list(self.returns),
+            "pulled": self.pulled,
             "log_lines": self.log_lines_seen,
             "log_tail": self.log_tail,
             "notices": [{"kind": kind, "text": text} for kind, text in self.notices.items()],

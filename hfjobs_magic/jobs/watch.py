@@ -20,7 +20,7 @@ from typing import Any
 from hfjobs_magic.jobs.guards import Guards, idle_cancel_reason, is_gpu_flavor, notices
 from hfjobs_magic.jobs.metrics import MetricsReader, MetricsState
 from hfjobs_magic.jobs.progress import ProgressFolder, merge
-from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget
+from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, is_transient
@@ -51,7 +51,7 @@ class Pacing:
     poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes
     poll_max: float = 10.0
     push_every: float = 15.0  # how often pushes are re-verified while the job runs
-    log_grace: float = 15.0  # after a final stage, how long to wait for the log stream to drain
+    log_grace: float = 15.0  # after a final stage, how long the log stream may stay silent before we stop reading
     max_batch: int = 5000  # lines taken from the queue per round
 
 
@@ -183,14 +183,21 @@ class JobWatch:
             self.stop_event.set()  # ends the log reader too
             self._verify_pushes()
             lines = self._drain()
+            self._say_cell_error()
             self.on_update(self._update(lines, final=True))
+
+    def _say_cell_error(self) -> None:
+        """A failed job's message starts with the error its cell raised and where, as the notebook numbers it."""
+        error = cell_error(self.record.log_tail) if self.record.stage == "ERROR" else None
+        if error and error not in (self.record.message or ""):
+            self.record.message = error + (f"; {self.record.message}" if self.record.message else "")
 
     def _loop(self) -> None:
         p = self.pacing
         poll_gap, next_poll, next_push, next_emit = p.poll_first, 0.0, time.monotonic() + p.push_every, 0.0
         pending: list[str] = []
         final_since: float | None = None
-        reader_done, dirty, last_emit = False, False, 0.0
+        reader_done, dirty, last_emit, last_line_at = False, False, 0.0, 0.0
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_poll:
@@ -212,10 +219,12 @@ class JobWatch:
             pending = merge(pending, batch)
             dirty |= self._operate()
             now = time.monotonic()
+            last_line_at = now if batch else last_line_at
             if (pending or dirty or now - last_emit >= p.heartbeat) and now >= next_emit:
                 self.on_update(self._update(pending))
                 pending, dirty, last_emit, next_emit = [], False, now, now + p.emit_every
-            if final_since is not None and (reader_done or time.monotonic() - final_since > p.log_grace):
+            # After the final stage, read the log to its end; give up only once it has been silent for log_grace.
+            if final_since is not None and (reader_done or now - max(final_since, last_line_at) > p.log_grace):
                 break
         self._leftover = pending
 

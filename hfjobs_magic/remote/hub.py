@@ -246,6 +246,24 @@ class HubClient:
     def list_jobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[JobInfo]:
         return list(self.api.list_jobs(namespace=namespace, labels=labels))
 
+    # -- buckets ---------------------------------------------------------------------
+    def upload_to_bucket(self, bucket_id: str, files: list[tuple[bytes, str]]) -> None:
+        """(bytes, path) into the bucket in one batch."""
+        self.api.batch_bucket_files(bucket_id, add=files)
+
+    def bucket_files(self, bucket_id: str, paths: list[str], folder: str) -> dict[str, bytes | None]:
+        """Download `paths` of a bucket into `folder`; each path's bytes, or None when it is not there."""
+        local = {path: os.path.join(folder, f"{i}.bin") for i, path in enumerate(paths)}
+        self.api.download_bucket_files(bucket_id, files=list(local.items()), raise_on_missing_files=False)
+        found: dict[str, bytes | None] = {}
+        for path, where in local.items():
+            try:
+                with open(where, "rb") as handle:
+                    found[path] = handle.read()
+            except FileNotFoundError:
+                found[path] = None
+        return found
+
     def metrics(self, job_id: str, namespace: str) -> Iterator[dict[str, Any]]:
         """The job's metrics events, about one a second, until it ends (the client reconnects meanwhile)."""
         yield from self.api.fetch_job_metrics(job_id=job_id, namespace=namespace, follow=True)
@@ -272,6 +290,15 @@ class HubClient:
         self.api.delete_scheduled_job(scheduled_job_id=scheduled_job_id, namespace=namespace)
 
     # -- repos -----------------------------------------------------------------------
+    def download_repo(self, repo_id: str, repo_type: str, folder: str) -> list[str]:
+        """The repo's files into `folder` (`--pull`); their paths in the repo (not the Hub's .gitattributes)."""
+        from huggingface_hub import snapshot_download
+
+        files = [f for f in self.api.list_repo_files(repo_id, repo_type=repo_type) if f != ".gitattributes"]
+        snapshot_download(repo_id, repo_type=repo_type, local_dir=folder, allow_patterns=files,
+                          endpoint=self.endpoint, token=self.token)
+        return files
+
     def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
         """The repo when it exists and we may see it; None when it does not (or is someone's private one).
 
@@ -321,6 +348,21 @@ class HubClient:
     def ensure_bucket(self, bucket_id: str) -> None:
         """Create the bucket, private, unless it exists: a volume must exist before the job is created."""
         self.api.create_bucket(bucket_id, private=True, exist_ok=True)
+
+    def download_bucket_prefix(self, bucket_id: str, prefix: str, folder: str) -> list[str]:
+        """Every file under `prefix` into `folder`, by its path below the prefix (`--pull`); those paths."""
+        from huggingface_hub import BucketFile
+
+        found = [f for f in self.api.list_bucket_tree(bucket_id, prefix=prefix or None, recursive=True)
+                 if isinstance(f, BucketFile)]
+        below = {f.path: f.path[len(prefix):].lstrip("/") if prefix else f.path for f in found}
+        root = os.path.realpath(folder)
+        inside = {p: r for p, r in below.items()
+                  if r and os.path.realpath(os.path.join(root, r)).startswith(root + os.sep)}  # never out of DIR
+        for relative in inside.values():
+            os.makedirs(os.path.dirname(os.path.join(root, relative)), exist_ok=True)
+        self.api.download_bucket_files(bucket_id, files=[(p, os.path.join(root, r)) for p, r in inside.items()])
+        return list(inside.values())
 
     def bucket_files_since(self, bucket_id: str, prefix: str, since: datetime | None) -> list[dict[str, Any]]:
         """Files under `prefix` written at or after `since`, oldest first: {"oid", "title", "date", "size"}.

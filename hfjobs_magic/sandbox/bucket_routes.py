@@ -37,8 +37,9 @@ def _xet(request: Request) -> XetStore:
     return request.app.state.sandbox.xet
 
 
-def bucket_not_found() -> HTTPException:
-    return hub_error(404, "Bucket not found", "RepoNotFound")
+def bucket_not_found(status: int = 404) -> HTTPException:
+    """404, or 401 to a caller without a token (as the Hub answers, so anonymity reveals nothing)."""
+    return hub_error(status, "Bucket not found", "RepoNotFound")
 
 
 def _store(request: Request) -> BucketStore:
@@ -63,9 +64,9 @@ def visible(bucket: Bucket | None, identity: Identity | None) -> bool:
 
 def readable_bucket(request: Request) -> Bucket:
     """The bucket, if the caller may see it; a private bucket is 404 to outsiders, as on the Hub."""
-    bucket = _store(request).get(bucket_id(request))
-    if not visible(bucket, caller(request)):
-        raise bucket_not_found()
+    bucket, identity = _store(request).get(bucket_id(request)), caller(request)
+    if not visible(bucket, identity):
+        raise bucket_not_found(401 if identity is None else 404)
     assert bucket is not None
     return bucket
 
@@ -114,7 +115,10 @@ async def get_bucket(request: Request) -> JSONResponse:
 
 
 async def list_buckets(request: Request) -> JSONResponse:
+    """The namespace's buckets; a namespace nobody has is 404 (so is a bucket id without namespace)."""
     namespace, identity = _namespace(request), caller(request)
+    if namespace not in request.app.state.sandbox.accounts.namespaces():
+        raise HTTPException(404, f"Namespace '{namespace}' not found")
     search = (request.query_params.get("search") or "").lower()
     buckets = [b for b in _store(request).all()
                if b.namespace == namespace and search in b.bucket_id.lower() and visible(b, identity)]
@@ -136,6 +140,26 @@ async def bucket_settings(request: Request) -> JSONResponse:
         private = body.get("visibility") == "private" if "visibility" in body else body.get("private") is True
         _store(request).set_private(bucket, private)
     return JSONResponse({"private": bucket.private})
+
+
+async def no_namespace(request: Request) -> Response:
+    """`DELETE /api/buckets/{name}`: a bucket id without its namespace names no bucket."""
+    raise bucket_not_found()
+
+
+def move_bucket(request: Request, source: str, dest: str) -> JSONResponse:
+    """`POST /api/repos/move` with type "bucket" (routed by `ref_routes.move_repo`)."""
+    bucket = _store(request).get(source)
+    if not visible(bucket, require_caller(request)):
+        raise bucket_not_found()
+    assert bucket is not None
+    require_writer(request, bucket.namespace)
+    require_writer(request, dest.split("/")[0])
+    try:
+        _store(request).move(bucket, dest)
+    except RepoExists as err:
+        raise HTTPException(409, f"A bucket called {dest} already exists") from err
+    return JSONResponse({"url": _url(request, dest)})
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -160,8 +184,11 @@ def tree_entries(request: Request, bucket: Bucket, prefix: str, recursive: bool)
 async def list_tree(request: Request) -> JSONResponse:
     bucket = readable_bucket(request)
     prefix = request.path_params.get("prefix", "").strip("/")
-    recursive = (request.query_params.get("recursive") or "").lower() in ("1", "true")
+    asked = request.query_params.get("recursive")
+    recursive = asked is None or asked.lower() in ("1", "true")
     entries = await run_in_threadpool(tree_entries, request, bucket, prefix, recursive)
+    if asked is None:  # the Hub's default: every file under the prefix, and no folders
+        entries = [e for e in entries if e["type"] == "file"]
     page, headers = page_of(request, entries, TREE_PAGE, by_page=False)
     return JSONResponse(page, headers=headers)
 
@@ -270,6 +297,7 @@ _B = "/api/buckets/{ns}/{name}"
 
 ROUTES: list[Route] = [
     Route("/api/buckets/{ns}", list_buckets, methods=["GET"]),
+    Route("/api/buckets/{ns}", no_namespace, methods=["DELETE"]),
     Route(_B, create_bucket, methods=["POST"]),
     Route(_B, get_bucket, methods=["GET"]),
     Route(_B, delete_bucket, methods=["DELETE"]),

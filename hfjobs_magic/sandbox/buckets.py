@@ -224,6 +224,20 @@ class BucketStore:
         shutil.rmtree(bucket.folder, ignore_errors=True)
         return True
 
+    def move(self, bucket: Bucket, new_id: str) -> Bucket:
+        """Rename a bucket (`move_bucket`); RepoExists when the new name is taken."""
+        with self._lock:
+            if new_id in self._buckets:
+                raise RepoExists(f"You already created this bucket: {new_id}")
+            folder = self.root.joinpath(*new_id.split("/"))
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with bucket.lock:
+                os.replace(bucket.folder, folder)
+                del self._buckets[bucket.bucket_id]
+            moved = Bucket(folder, new_id, bucket.meta)
+            self._buckets[new_id] = moved
+            return moved
+
     def set_private(self, bucket: Bucket, private: bool) -> None:
         with bucket.lock:
             bucket.meta["private"] = private

@@ -28,10 +28,10 @@ from hfjobs_magic.sandbox.hub_access import (
     URL_PREFIX,
     Target,
     api_target,
+    committer,
     json_body,
     store,
     visible_repo,
-    writable,
 )
 from hfjobs_magic.sandbox.repos import Repo
 from hfjobs_magic.sandbox.state import SandboxState
@@ -167,10 +167,10 @@ def xet_scope(repo: Repo) -> str:
 
 
 async def xet_token(request: Request) -> JSONResponse:
-    """A CAS token: write needs write access to the repo, read needs only to see it (as on the Hub)."""
+    """A CAS token: write needs write access to the repo (or `create_pr`), read needs only to see it."""
     target = api_target(request)
     write = request.url.path.rstrip("/").split("/")[5] == "xet-write-token"
-    repo = writable(request, target) if write else visible_repo(request, target, caller(request))
+    repo = committer(request, target) if write else visible_repo(request, target, caller(request))
     answer = request.app.state.sandbox.xet.token_answer(scope=xet_scope(repo), write=write, cas_url=cas_url(request))
     headers = {
         "X-Xet-Access-Token": answer["accessToken"],

@@ -8,7 +8,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -36,7 +36,9 @@ class Sandbox:
     Without `data_dir`, repos live in a temporary folder removed on exit; with
     one, they survive a restart. Tokens not given are random and kept in the
     data dir (`tokens.stored_tokens`); a `host` beyond loopback needs a `token`.
-    `schedule_time_scale` > 1 runs the scheduler's clock that much faster (tests only: at
+    `other_user`/`other_token` name the second user, `fullnames` the display names whoami shows
+    (both for suites written against fixed accounts). `schedule_time_scale` > 1 runs the
+    scheduler's clock that much faster (tests only: at
     60, `* * * * *` fires every second).
     """
 
@@ -51,6 +53,9 @@ class Sandbox:
         read_token: str | None = None,
         orgs: Sequence[str] = DEFAULT_ORGS,
         read_orgs: Sequence[str] = DEFAULT_READ_ORGS,
+        other_user: str = OTHER_USER,
+        other_token: str | None = None,
+        fullnames: Mapping[str, str] | None = None,
         log_level: str = "warning",
         schedule_time_scale: float = 1.0,
     ) -> None:
@@ -62,7 +67,8 @@ class Sandbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         kept = stored_tokens(self.data_dir)
         accounts = Accounts(token=token or kept["token"], read_token=read_token or kept["read_token"],
-                            other_token=kept["other_token"], user=user, orgs=list(orgs), read_orgs=list(read_orgs))
+                            other_token=other_token or kept["other_token"], user=user, orgs=list(orgs),
+                            read_orgs=list(read_orgs), other_user=other_user, fullnames=dict(fullnames or {}))
         repos, buckets = RepoStore(self.data_dir / "repos"), BucketStore(self.data_dir / "buckets")
         self.state = SandboxState(
             data_dir=self.data_dir,
@@ -102,7 +108,7 @@ class Sandbox:
     @property
     def other_user(self) -> str:
         """A second user, owner of a namespace `user` cannot write to."""
-        return OTHER_USER
+        return self.state.accounts.other_user
 
     @property
     def other_token(self) -> str:

@@ -101,7 +101,17 @@ def to_text(record: dict[str, Any]) -> str:
         lines.append(f"  {metrics_text(record['metrics'])}")
     lines += [f"  notice: {text}" for _kind, text in notices_of(record)]
     lines += [f"  push: {p}" for p in push_lines(record)]
+    if summary := returns_line(record):
+        lines.append(f"  {summary}")
+    if record.get("pulled"):
+        lines.append(f"  pull: {record['pulled']}")
     return "\n".join(lines)
+
+
+def returns_line(record: dict[str, Any]) -> str:
+    """"result, counts <- job 6b0c...": the names a completed job set in this kernel."""
+    names = [r["name"] for r in record.get("returns") or []]
+    return f"{', '.join(names)} <- job {record['id']}" if names else ""
 
 
 def to_html(record: dict[str, Any]) -> str:
@@ -125,6 +135,10 @@ def to_html(record: dict[str, Any]) -> str:
         rows.append(("Metrics", html.escape(metrics_text(record["metrics"]))))
     rows += [("Notice", html.escape(text)) for _kind, text in notices_of(record)]
     rows += [("Push", push_html(level, text)) for level, text in push_states(record)]
+    if summary := returns_line(record):
+        rows.append(("Returned", html.escape(summary)))
+    if record.get("pulled"):
+        rows.append(("Pulled", html.escape(str(record["pulled"]))))
     table = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
                     for k, v in rows)
     tail = record.get("log_tail") or []

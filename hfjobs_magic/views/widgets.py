@@ -20,7 +20,7 @@ from hfjobs_magic.jobs.record import IDLE_NOTICE, unpushed
 from hfjobs_magic.jobs.watch import Update
 from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.views import ansi
-from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_html, push_states, safe_link
+from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_html, push_states, returns_line, safe_link
 from hfjobs_magic.views.operating import metrics_html, notices_html, notices_of, schedule_text
 
 ICONS = {"ok": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
@@ -200,5 +200,6 @@ class JobWidget:
         message = html.escape(record.get("message") or "")
         lost = [t["repo_id"] for t in unpushed(record)]
         warning = f" <b>but nothing reached {html.escape(', '.join(lost))}: its results are lost</b>" if lost else ""
+        returned = f" · {html.escape(returns_line(record))}" if record.get("returns") else ""
         self.outcome.value = (f"<b style='color:{colour}'>Job ended {html.escape(record.get('stage', ''))}</b>"
-                              f"{warning} {message}")
+                              f"{warning} {message}{returned}")

@@ -59,7 +59,7 @@ describe('renderCard', () => {
     expect(jobLink.rel).toBe('noopener noreferrer');
     expect(q(card, '.hfjob-namespace').textContent).toBe('alice');
     expect(q(card, '.hfjob-field-flavor').textContent).toBe('a10g-large');
-    expect(q(card, '.hfjob-field-started').textContent).toBe(new Date('2025-01-02T03:04:05Z').toLocaleString());
+    expect(q(card, '.hfjob-field-started').textContent).toBe('1/2/2025, 3:04:05 AM');
     expect(q(card, '.hfjob-field-duration').textContent).toBe('1h01m01s');
     expect(q(card, '.hfjob-field-cost').textContent).toBe('$1.52 ($1.50/h)');
   });
@@ -76,7 +76,7 @@ describe('renderCard', () => {
     expect(oid.textContent).toBe('01234567');
     expect(oid.href).toBe('https://huggingface.co/datasets/alice/sft-results/commit/0123456789abcdef');
     expect(q(card, '.hfjob-commit-title').textContent).toBe('Upload dataset');
-    expect(q(card, '.hfjob-commit-date').textContent).toBe(new Date('2025-01-02T04:00:00Z').toLocaleString());
+    expect(q(card, '.hfjob-commit-date').textContent).toBe('1/2/2025, 4:00:00 AM');
   });
 
   it('links models and spaces at their own Hub paths', () => {
@@ -166,18 +166,29 @@ describe('renderCard', () => {
     expect(card.querySelector('details')).toBeNull();
   });
 
-  it('survives malformed records without throwing', () => {
-    const odd = { push: [{ repo_id: 'a/b', repo_type: 'constructor', commits: [{ oid: 7 }] }], url: 'https://h/j' };
-    const operating = { metrics: { cpu_pct: 3, peak: 'x' }, notices: [null, 4], schedule: { schedule: 7, next_runs: 'x' } };
-    for (const data of [null, 42, 'text', [], { push: 'x', log_tail: 'y', stage: 7 }, { push: [null, 3] }, odd, operating]) {
-      expect(() => renderCard(data)).not.toThrow();
+  it('renders malformed records as what they are, field by field', () => {
+    const empty = 'UNKNOWNHF Job unknown idFlavorunknownStartednot yetDuration0m00sCostunknown';
+    for (const data of [null, 42, 'text', [], {}]) {
+      expect(renderCard(data).textContent).toBe(empty);
     }
+    const operating = { metrics: { cpu_pct: 3, peak: 'x' }, notices: [null, 4], schedule: { schedule: 7, next_runs: 'x' } };
+    const operatingText = renderCard(operating).textContent as string;
+    expect(operatingText.startsWith(empty)).toBe(true);
+    expect(operatingText).toContain('Scheduled 7 (UTC); next runs: unknown');
+    expect(operatingText).toContain('CPU 3% (peak 0%)');
+    const wrongTypes = renderCard({ push: 'x', log_tail: 'y', stage: 7 });
+    expect(wrongTypes.textContent).toBe('7HF Job unknown idFlavorunknownStartednot yetDuration0m00sCostunknown');
+    expect(wrongTypes.querySelector('details')).toBeNull();
     const card = renderCard({});
     expect(q(card, '.hfjob-badge').textContent).toBe('UNKNOWN');
     expect(q(card, '.hfjob-job-link').textContent).toBe('unknown id');
     expect(q(card, '.hfjob-field-flavor').textContent).toBe('unknown');
     expect(q(renderCard({ started_at: 'not a date' }), '.hfjob-field-started').textContent).toBe('not yet');
-    expect(renderCard(odd).querySelector('.hfjob-push a')).toBeNull(); // an unknown repo type gets no Hub link
+    const odd = { push: [{ repo_id: 'a/b', repo_type: 'constructor', commits: [{ oid: 7 }] }], url: 'https://h/j' };
+    const oddCard = renderCard(odd);
+    expect(Array.from(oddCard.querySelectorAll('.hfjob-push-line'), e => e.textContent)).toEqual(['a/b … nothing yet']);
+    expect(q(oddCard, '.hfjob-oid').textContent).toBe('7');
+    expect(oddCard.querySelector('.hfjob-push a')).toBeNull(); // an unknown repo type gets no Hub link
   });
 });
 
