@@ -42,8 +42,9 @@ from hfjobs_magic.checks.targets import (
     unchecked_pushes,
     worst,
 )
+from hfjobs_magic.money import usd
 from hfjobs_magic.remote import hardware
-from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, usd, worst_case_cost
+from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, worst_case_cost
 
 if TYPE_CHECKING:
     from hfjobs_magic.cell.spec import JobSpec

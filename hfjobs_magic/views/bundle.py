@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from hfjobs_magic.jobs.record import FINAL_STAGES, MIME
+from hfjobs_magic.money import usd
 
 STAGE_COLOURS = {
     "SCHEDULING": "#6b7280",
@@ -21,7 +22,9 @@ STAGE_COLOURS = {
     "CANCELED": "#d97706",
     "DELETED": "#6b7280",
 }
-PUSH_STYLE = {"ok": ("✅", "#16a34a"), "wait": ("⏳", "#6b7280"), "warn": ("⚠️", "#d97706"), "fail": ("❌", "#dc2626")}
+# Status marks as coloured text, not emoji: they render in any font (a terminal, a bare browser, nbconvert).
+MARKS = {"ok": ("✓", "#16a34a"), "wait": ("…", "#6b7280"), "warn": ("!", "#d97706"), "fail": ("✗", "#dc2626"),
+         "skip": ("–", "#6b7280")}
 
 
 def safe_link(url: str | None, text: str) -> str:
@@ -30,15 +33,6 @@ def safe_link(url: str | None, text: str) -> str:
     if url and url.startswith(("https://", "http://")):
         return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener">{label}</a>'
     return label
-
-
-def money(value: float | None) -> str:
-    """Dollars, with enough digits that a cheap short job does not read as free."""
-    if value is None:
-        return "unknown"
-    if 0 < value < 0.0001:
-        return "< $0.0001"
-    return f"${value:.4f}" if value < 1 else f"${value:.2f}"
 
 
 def duration(seconds: float | None) -> str:
@@ -71,9 +65,14 @@ def _push_state(target: dict[str, Any], record: dict[str, Any]) -> tuple[str, st
 
 
 def push_html(level: str, text: str) -> str:
-    """One push state as escaped HTML, with an icon and a colour that say how it stands."""
-    icon, colour = PUSH_STYLE.get(level, PUSH_STYLE["wait"])
-    return f"<span style='color:{colour}'>{icon} {html.escape(text)}</span>"
+    """One push state as escaped HTML, with a mark and a colour that say how it stands."""
+    return f"<span style='color:{MARKS.get(level, MARKS['wait'])[1]}'>{mark(level)} {html.escape(text)}</span>"
+
+
+def mark(level: str) -> str:
+    """A status's text mark, bold in its colour."""
+    sign, colour = MARKS.get(level, MARKS["wait"])
+    return f"<b style='color:{colour}'>{sign}</b>"
 
 
 def push_lines(record: dict[str, Any]) -> list[str]:
@@ -85,7 +84,7 @@ def to_text(record: dict[str, Any]) -> str:
     lines = [
         f"HF Job {record['id']} [{record['stage']}] on {record['flavor']}",
         f"  {record['url']}",
-        f"  running {duration(record.get('duration_s'))}, cost {money(record.get('cost_usd'))}",
+        f"  running {duration(record.get('duration_s'))}, cost {usd(record.get('cost_usd'))}",
     ]
     if record.get("message"):
         lines.append(f"  {record['message']}")
@@ -105,7 +104,7 @@ def to_html(record: dict[str, Any]) -> str:
         ("Stage", badge + (f" {html.escape(record['message'])}" if record.get("message") else "")),
         ("Flavor", html.escape(str(record.get("flavor")))),
         ("Running", html.escape(duration(record.get("duration_s")))),
-        ("Cost", html.escape(money(record.get("cost_usd")))),
+        ("Cost", html.escape(usd(record.get("cost_usd")))),
     ]
     rows += [("Push", push_html(level, text)) for level, text in push_states(record)]
     table = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"

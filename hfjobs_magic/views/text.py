@@ -11,7 +11,8 @@ from collections import deque
 from typing import Any, TextIO
 
 from hfjobs_magic.jobs.watch import Update
-from hfjobs_magic.views.bundle import duration, money, push_states
+from hfjobs_magic.money import usd
+from hfjobs_magic.views.bundle import duration, push_states
 from hfjobs_magic.views.terminal import collapse_cr
 
 
@@ -71,7 +72,7 @@ class TextView:
             self.out.write("\n".join(self._held) + "\n")
         summary = (
             f"[hfjob] {record['id']} ended {record['stage']} after {duration(record.get('duration_s'))}, "
-            f"cost {money(record.get('cost_usd'))}"
+            f"cost {usd(record.get('cost_usd'))}"
         )
         if record.get("message"):
             summary += f": {record['message']}"
