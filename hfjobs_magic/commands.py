@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 
 from hfjobs_magic import notebook as nbio
 from hfjobs_magic.cell.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
-from hfjobs_magic.checks import FAIL, CheckResult, context_for, run_checks
+from hfjobs_magic.checks import FAIL, CheckResult, context_for, line_error_results, run_checks
 from hfjobs_magic.mask import TOKEN_LITERAL, hide_token_literals
 
 FAILURE_LINES = 30  # of an error's message, printed by `hfjob run`: the failing checks or the job's log tail
@@ -42,13 +42,13 @@ def cell_spec(path: Path, cell: nbio.JobCell) -> JobSpec:
 def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]:
     """The checklist of one cell without a kernel: `variables` cannot be known, so it is skipped.
 
-    A cell that cannot become a script still gets every check (the script check says why).
+    A cell that cannot become a script still gets every check (the script check says why); an invalid
+    line fails the check its flag concerns.
     """
     try:
         spec = cell_spec(path, cell)
     except UsageError as err:
-        return [CheckResult("script", FAIL, f"the %%hfjob line is invalid: {err}",
-                            "Fix the flags (see %%hfjob? for every flag).")]
+        return line_error_results(err)
     ctx = context_for(cell.body, spec, client=client, variables=None, notebook=str(path), notebook_dir=path.parent,
                       first_line=2)  # line numbers as the notebook shows them, under the %%hfjob line
     return run_checks(ctx)

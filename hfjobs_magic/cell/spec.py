@@ -37,6 +37,16 @@ _PYTHON_VERSION = re.compile(r"^3\.\d+(\.\d+)?$")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class FlagError(UsageError):
+    """A flag's value or combination is wrong; `flag` names it (None: no single flag), so that
+    `hfjob check` reports it under the check that flag concerns."""
+
+    def __init__(self, flag: str | None, message: str) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
 # In source order; `job_arguments` registers them so that `%%hfjob?` lists them this way.
 _DECLARATIONS: list[Any] = [
     argument_group("hardware and environment"),
@@ -121,7 +131,8 @@ def parse_args(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
     try:
         ns, extras = magic_func.parser.parse_known_args(argv)
     except UsageError as exc:
-        raise UsageError(_rephrase(str(exc))) from None
+        named = re.match(r"argument (--[a-z-]+)", str(exc))  # argparse names the flag it could not take
+        raise FlagError(named[1] if named else None, _rephrase(str(exc))) from None
     if extras:
         raise UsageError(_unknown_message(extras))
     return ns
@@ -217,15 +228,15 @@ class JobSpec:
 def parse_timeout(value: str | int | float, *, flag: str = "--timeout") -> int:
     """Seconds from `300`, "300", "90s", "5m", "1.5h" or "2d", as huggingface_hub computes them."""
     if isinstance(value, bool):
-        raise UsageError(_duration_error(flag, value))
+        raise FlagError(flag, _duration_error(flag, value))
     if isinstance(value, (int, float)) or re.fullmatch(r"-?\d+", value):
         seconds = int(value)
     elif _DURATION.match(value):
         seconds = int(float(value[:-1]) * _UNIT_SECONDS[value[-1]])
     else:
-        raise UsageError(_duration_error(flag, value))
+        raise FlagError(flag, _duration_error(flag, value))
     if seconds <= 0:
-        raise UsageError(f"{flag} {value!r} must be at least one second, e.g. {flag} 30m")
+        raise FlagError(flag, f"{flag} {value!r} must be at least one second, e.g. {flag} 30m")
     return seconds
 
 
@@ -290,7 +301,7 @@ def _split_pair(flag: str, item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         example = "LEARNING_RATE=3e-4" if flag == "--env" else "team=nlp"
-        raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
+        raise FlagError(flag, f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
     return key.strip(), value
 
 
@@ -300,7 +311,7 @@ def _pairs(flag: str, defaults: Mapping[str, str], items: list[str] | None) -> d
     for item in items or ():
         key, value = _split_pair(flag, item)
         if flag == "--env" and not _ENV_NAME.match(key):
-            raise UsageError(f"--env {item!r}: {key!r} is not a valid variable name (letters, digits, _)")
+            raise FlagError("--env", f"--env {item!r}: {key!r} is not a valid variable name (letters, digits, _)")
         pairs[key] = value
     return pairs
 
@@ -312,9 +323,10 @@ def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: 
         name, sep, value = item.partition("=")
         name = name.strip()
         if not _ENV_NAME.match(name):
-            raise UsageError(f"--secrets {item!r}: expected NAME or NAME=VALUE, e.g. --secrets WANDB_API_KEY")
+            raise FlagError("--secrets",
+                            f"--secrets {item!r}: expected NAME or NAME=VALUE, e.g. --secrets WANDB_API_KEY")
         if name == TOKEN_SECRET and not pass_token:
-            raise UsageError("--secrets HF_TOKEN conflicts with --no-token: keep one of them")
+            raise FlagError("--secrets", "--secrets HF_TOKEN conflicts with --no-token: keep one of them")
         secrets[name] = value if sep else None
     return secrets
 
@@ -323,28 +335,31 @@ def _var_names(value: str | None) -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     for name in names:
         if not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"--vars {value!r}: {name!r} is not a Python variable name; e.g. --vars lr,epochs")
+            raise FlagError("--vars",
+                            f"--vars {value!r}: {name!r} is not a Python variable name; e.g. --vars lr,epochs")
     return _dedupe(names)
 
 
 def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
     """The rules that involve more than one flag, or a value argparse cannot check."""
     if spec.push and "://" in spec.push and spec.push_kind not in PUSH_SCHEMES:
-        raise UsageError(f"--push {spec.push!r}: expected a Hub repo id (user/name), s3://bucket/prefix or gs://bucket/prefix")
+        raise FlagError("--push", f"--push {spec.push!r}: expected a Hub repo id (user/name), s3://bucket/prefix or "
+                                  "gs://bucket/prefix")
     if spec.outputs and not spec.push:
-        raise UsageError("--outputs needs a place to push them: add --push user/repo (or s3://..., gs://...)")
+        raise FlagError("--outputs",
+                        "--outputs needs a place to push them: add --push user/repo (or s3://..., gs://...)")
     if spec.sync_every_seconds and not spec.outputs:
-        raise UsageError("--sync-every pushes the --outputs folder: add --outputs DIR")
+        raise FlagError("--sync-every", "--sync-every pushes the --outputs folder: add --outputs DIR")
     if spec.card and not spec.push:
-        raise UsageError("--card writes a card to the push target: add --push user/repo")
+        raise FlagError("--card", "--card writes a card to the push target: add --push user/repo")
     if spec.detach and spec.dry_run:
-        raise UsageError("--detach and --dry-run conflict: a dry run submits nothing to detach from")
+        raise FlagError("--detach", "--detach and --dry-run conflict: a dry run submits nothing to detach from")
     if spec.python and not _PYTHON_VERSION.match(spec.python):
-        raise UsageError(f"--python {spec.python!r}: expected a version like 3.11 or 3.12.4")
+        raise FlagError("--python", f"--python {spec.python!r}: expected a version like 3.11 or 3.12.4")
     if spec.name and "name" in spec.labels:
-        raise UsageError("--name and --label name=... both name the job: keep one of them")
+        raise FlagError("--name", "--name and --label name=... both name the job: keep one of them")
     if ns.name is not None and not ns.name.strip():
-        raise UsageError("--name is empty: give the job a name or drop the flag")
+        raise FlagError("--name", "--name is empty: give the job a name or drop the flag")
 
 
 def read_pyproject_defaults(folder: Path | str) -> dict[str, Any]:

@@ -347,6 +347,24 @@ CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
 )
 
 
+# The check a flag concerns, when parsing the %%hfjob line finds its value wrong (DESIGN.md "Check ids");
+# a flag no other check owns, an unknown flag or an unclosed quote fails `script`.
+FLAG_CHECKS = {"--timeout": "timeout", "--flavor": "flavor", "--push": "push_target", "--repo-type": "push_target",
+               "--card": "push_target", "--outputs": "persistence", "--sync-every": "persistence",
+               "--secrets": "secrets", "--no-token": "token", "--namespace": "token", "--vars": "variables",
+               "--with": "dependencies", "--python": "dependencies"}
+LINE_FIX = "Fix the flags (see %%hfjob? for every flag)."
+
+
+def line_error_results(err: Exception) -> list[CheckResult]:
+    """An invalid %%hfjob line as a whole checklist: the check its flag concerns fails (CI filters by id);
+    every other check is skipped, as nothing could be judged without the line."""
+    owner = FLAG_CHECKS.get(getattr(err, "flag", None) or "", "script")
+    failed = CheckResult(owner, FAIL, f"the %%hfjob line is invalid: {mask_tokens(str(err))}", LINE_FIX)
+    return [failed if check_id == owner else CheckResult(check_id, SKIP, "not checked: the %%hfjob line is invalid")
+            for check_id in CHECK_IDS]
+
+
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
     """Every check, in the order of CHECK_IDS; the Hub is asked once, in parallel."""
     facts = collect_facts(ctx)
