@@ -23,8 +23,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 from IPython.utils.process import arg_split
 
-DEFAULT_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
-DEFAULT_FLAVOR = "cpu-basic"
+from hfjobs_magic.cell import DEFAULT_FLAVOR, DEFAULT_IMAGE
+
 TOKEN_SECRET = "HF_TOKEN"
 REPO_TYPES = ("model", "dataset", "space")
 PUSH_SCHEMES = ("s3", "gs")
@@ -106,6 +106,17 @@ def _line_parser() -> Callable[..., Any]:
         """Run this cell as a uv script on Hugging Face Jobs hardware."""
 
     return hfjob
+
+
+def flags_help(doc: str) -> str:
+    """`doc`, then the usage and every flag, as `%%hfjob?` shows them. Built only when asked for: loading
+    the extension does not pay for formatting the help of two dozen flags."""
+
+    def hfjob(line: str = "") -> None:
+        pass
+
+    hfjob.__doc__ = doc  # the parser's description, read when it is built
+    return magic_arguments("%hfjob")(job_arguments(hfjob)).__doc__ or doc
 
 
 def known_flags() -> list[str]:
