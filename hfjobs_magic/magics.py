@@ -97,6 +97,9 @@ class HFJobMagics(Magics):
             import hfjobs_magic.checks  # noqa: F401
             import hfjobs_magic.jobs.runner  # noqa: F401
             import hfjobs_magic.views.text  # noqa: F401
+            from hfjobs_magic.cell.spec import parse_line
+
+            parse_line("")  # builds the flags' parser
 
             if not is_headless(self.shell):
                 import hfjobs_magic.views.widgets  # noqa: F401
