@@ -30,7 +30,7 @@ from hfjobs_magic.sandbox import Sandbox
 
 CANARY = "hf_FuzzCanaryTokenNeverEchoed0123456789abcdef"  # the sandbox's token and HF_TOKEN
 SECRET_NAME, SECRET = "FUZZ_SECRET", "fuzz-secret-value-7d1e9c4b"  # a secret in the environment
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=75, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large, HealthCheck.large_base_example])
 
@@ -41,8 +41,16 @@ NASTY = ["\x00", "\u202e", "\u2066", "\u200f", "\u2028", "'", '"', "\\", ";", "|
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=24)
 VALUES = st.one_of(TEXT, st.sampled_from(NASTY))
 TOKENS = st.one_of(st.sampled_from([*known_flags(), "--no-such-flag", "--flavour"]), VALUES)
-LINES = st.lists(st.tuples(TOKENS, st.booleans()), max_size=8).map(
+RANDOM_LINES = st.lists(st.tuples(TOKENS, st.booleans()), max_size=8).map(
     lambda parts: " ".join(shlex.quote(t) if quoted else t for t, quoted in parts))
+# Lines that parse, so that the bodies reach every check too.
+VALID_LINES = st.lists(st.sampled_from([
+    "--allow-no-push", "--push alice/fuzz-target --repo-type dataset", "--outputs out --push alice/fuzz-out",
+    f"--secrets {SECRET_NAME}", "--no-token", "--timeout 1h", "--flavor a10g-large", "--flavor no-such-flavor",
+    "--push s3://bucket/prefix", "--with numpy", "--no-pin", "--python 3.12", "--env A=1", "--label k=v",
+    "--namespace someone-else", "--card --push alice/fuzz-card", f"--env K={CANARY}",
+]), max_size=4).map(" ".join)
+LINES = st.one_of(RANDOM_LINES, VALID_LINES)
 
 SNIPPETS = [
     "print(1)", "return 1", "yield 2", "await foo()", "async for x in y:\n    pass", "!ls -la; rm -rf /nonexistent",
@@ -75,6 +83,9 @@ def env(canary_sandbox, tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)  # no pyproject.toml of ours is read as defaults
     return canary_sandbox
+
+
+CRASHED = "this check could not run"  # what checklist._safely says when a check of ours raised: a bug
 
 
 def leaked(text: str) -> bool:
@@ -127,6 +138,7 @@ def test_the_magic_ends_in_checks_or_a_usage_error_and_echoes_no_secret(shell, e
     assert not leaked(shown), shown[-2000:]
     if err is None and result.error_before_exec is None:
         assert "Checks:" in shown  # a dry run always ends with the checklist
+    assert CRASHED not in shown, shown[-2000:]
     assert jobs_of(env) == before  # --dry-run submits nothing
 
 
@@ -144,6 +156,7 @@ def test_check_json_reports_every_check_and_echoes_no_secret(env, tmp_path_facto
     checks = reports[0]["checks"]
     assert [c["id"] for c in checks] == list(CHECK_IDS)
     assert {c["status"] for c in checks} <= {"ok", "warn", "fail", "skip"}
+    assert not [c for c in checks if CRASHED in c["message"]], checks
     assert (code == 1) == any(c["status"] == "fail" for c in checks)
 
 
