@@ -8,7 +8,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -16,6 +16,9 @@ from hfjobs_magic import notebook as nbio
 from hfjobs_magic.cell.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
 from hfjobs_magic.checks import FAIL, CheckResult, context_for, line_error_results, run_checks
 from hfjobs_magic.mask import TOKEN_LITERAL, hide_token_literals
+
+if TYPE_CHECKING:
+    from hfjobs_magic.cell.script import Carrier
 
 FAILURE_LINES = 30  # of an error's message, printed by `hfjob run`: the failing checks or the job's log tail
 
@@ -39,8 +42,17 @@ def cell_spec(path: Path, cell: nbio.JobCell) -> JobSpec:
     return build_spec(parse_line(cell.line), defaults)
 
 
-def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]:
-    """The checklist of one cell without a kernel: `variables` cannot be known, so it is skipped.
+def static_carrier(nb: Any, cell: nbio.JobCell) -> Carrier:
+    """Without a kernel, the carry comes from the code cells above the job cell, read by name."""
+    from hfjobs_magic.cell.carry import from_cells
+
+    above = nbio.cells_above(nb, cell.index)
+    return lambda names: from_cells(names, above)
+
+
+def check_cell(path: Path, cell: nbio.JobCell, client: Any, nb: Any = None) -> list[CheckResult]:
+    """The checklist of one cell without a kernel: `variables` reads the cells above (values that only
+    a kernel knows are skipped).
 
     A cell that cannot become a script still gets every check (the script check says why); an invalid
     line fails the check its flag concerns.
@@ -50,7 +62,8 @@ def check_cell(path: Path, cell: nbio.JobCell, client: Any) -> list[CheckResult]
     except UsageError as err:
         return line_error_results(err)
     ctx = context_for(cell.body, spec, client=client, variables=None, notebook=str(path), notebook_dir=path.parent,
-                      first_line=2)  # line numbers as the notebook shows them, under the %%hfjob line
+                      first_line=2,  # line numbers as the notebook shows them, under the %%hfjob line
+                      carrier=static_carrier(nb, cell) if nb is not None else None)
     return run_checks(ctx)
 
 
@@ -62,8 +75,9 @@ def check_notebooks(paths: list[str], as_json: bool) -> int:
     reports = []
     for name in paths:
         path = Path(name)
-        for cell in nbio.job_cells(nbio.read(path)):
-            reports.append(CellReport(str(path), cell.index, check_cell(path, cell, client)))
+        nb = nbio.read(path)
+        for cell in nbio.job_cells(nb):
+            reports.append(CellReport(str(path), cell.index, check_cell(path, cell, client, nb)))
     if as_json:
         print(json.dumps([r.as_json() for r in reports], indent=2))
     else:
@@ -80,7 +94,8 @@ def export_notebook(name: str, out_dir: str | None) -> int:
     path = Path(name)
     target = Path(out_dir) if out_dir else path.parent
     target.mkdir(parents=True, exist_ok=True)
-    cells = nbio.job_cells(nbio.read(path))
+    nb = nbio.read(path)
+    cells = nbio.job_cells(nb)
     refused = 0
     for cell in cells:
         if TOKEN_LITERAL.search(f"{cell.line}\n{cell.body}"):
@@ -88,7 +103,8 @@ def export_notebook(name: str, out_dir: str | None) -> int:
                   "from the environment instead (HF_TOKEN is passed to jobs as a secret)", file=sys.stderr)
             refused += 1
             continue
-        script = build_script(cell.body, cell_spec(path, cell), variables=None, notebook=str(path))
+        script = build_script(cell.body, cell_spec(path, cell), variables=None, notebook=str(path), first_line=2,
+                              carrier=static_carrier(nb, cell))
         out = target / f"{path.stem}_cell{cell.index}.py"
         out.write_text(script.text, encoding="utf-8")
         print(f"wrote {out}  (run it with: uv run {out}, or: hf jobs uv run {out})")
@@ -110,7 +126,7 @@ def run_notebook(name: str, *, sandbox: bool, yes: bool, output: str | None) -> 
 
     with Sandbox() as sb:
         print(f"[hfjob] sandbox at {sb.endpoint} (user {sb.user}); nothing leaves this machine", flush=True)
-        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token, "HF_HUB_DISABLE_XET": "1",
+        env |= {"HF_ENDPOINT": sb.endpoint, "HF_TOKEN": sb.token,
                 "HFJOB_HISTORY": str(sb.data_dir / "history.jsonl")}
         return _execute(path, out, env)
 

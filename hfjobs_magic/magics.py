@@ -38,12 +38,13 @@ class HFJobMagics(Magics):
     image = Unicode(DEFAULT_IMAGE, help="Docker image (with uv) when --image is not given.").tag(config=True)
     python = Unicode(None, allow_none=True, help="Python version for jobs, e.g. '3.12'.").tag(config=True)
     namespace = Unicode(None, allow_none=True, help="User or org that runs the jobs (default: you).").tag(config=True)
-    push = Unicode(None, allow_none=True, help="Default push target (repo id, s3:// or gs://).").tag(config=True)
+    push = Unicode(None, allow_none=True, help="Default push target (repo id, hf://buckets/, s3:// or gs://).").tag(config=True)
     repo_type = Unicode(None, allow_none=True, help="Repo type of the push target.").tag(config=True)
     secrets = List(Unicode(), help="Secret names always passed to jobs (HF_TOKEN is passed anyway).").tag(config=True)
     env = Dict(value_trait=Unicode(), help="Environment variables always set in jobs.").tag(config=True)
     labels = Dict(value_trait=Unicode(), help="Labels always put on jobs.").tag(config=True)
     with_deps = List(Unicode(), help="Extra dependencies always added to job scripts.").tag(config=True)
+    volumes = List(Unicode(), help="Volumes always mounted in jobs, as --volume takes them.").tag(config=True)
     sync_every = Unicode(None, allow_none=True, help="Default --sync-every period.").tag(config=True)
     card = Bool(False, help="Write a job card to the push target by default.").tag(config=True)
     allow_no_push = Bool(False, help="Accept jobs that push nothing (their results are lost).").tag(config=True)
@@ -54,7 +55,13 @@ class HFJobMagics(Magics):
     max_cost_usd = Float(None, allow_none=True, help="Refuse jobs whose worst-case cost is above this.").tag(
         config=True)
     log_lines = Int(40, help="How many log lines the live view and the saved record keep.").tag(config=True)
+    carry_max_bytes = Int(1 << 30, help="At most this many bytes of notebook values carried to a job.").tag(
+        config=True)
     history_file = Unicode("", help="Where the local job history lives (default: ~/.local/state).").tag(config=True)
+    idle_gpu_warn = Unicode("10m", help="Warn when a GPU job's GPU has been idle (under 5 %) this long.").tag(
+        config=True)
+    queue_wait_warn = Unicode("5m", help="Say so when a job has waited for hardware (SCHEDULING) this long.").tag(
+        config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -122,12 +129,23 @@ class HFJobMagics(Magics):
             self._imported.wait(timeout=WARM_IMPORTS_WAIT_S)
 
     def runner(self) -> Any:
+        from hfjobs_magic.cell.spec import parse_timeout
         from hfjobs_magic.jobs.history import History
         from hfjobs_magic.jobs.runner import Runner, RunSettings
 
         settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
-                               cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines)
-        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings)
+                               cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines,
+                               idle_gpu_warn_s=parse_timeout(self.idle_gpu_warn, flag="idle_gpu_warn"),
+                               queue_wait_warn_s=parse_timeout(self.queue_wait_warn, flag="queue_wait_warn"))
+        return Runner(self.client, History(Path(self.history_file) if self.history_file else None), settings,
+                      deliver=self.shell.user_ns.update)
+
+    def carrier(self) -> Any:
+        """The names a cell reads -> what travels with it, from this kernel's namespace."""
+        from hfjobs_magic.cell.carry_kernel import from_kernel
+
+        files = getattr(getattr(self.shell, "compile", None), "_filename_map", {})
+        return lambda names: from_kernel(names, self.shell.user_ns, cell_files=files, max_bytes=self.carry_max_bytes)
 
     def notebook(self) -> str | None:
         return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
@@ -154,6 +172,7 @@ class HFJobMagics(Magics):
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
         self._wait_for_warm_imports()
+        from hfjobs_magic.cell.returns import epilogue
         from hfjobs_magic.cell.script import build_script
         from hfjobs_magic.cell.spec import build_spec, parse_line
         from hfjobs_magic.cell.wrapping import cell_hash
@@ -164,7 +183,8 @@ class HFJobMagics(Magics):
         try:
             spec = build_spec(parse_line(line), self.defaults())
             script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(),
-                                  first_line=FIRST_LINE)
+                                  first_line=FIRST_LINE, carrier=self.carrier(),
+                                  epilogue=epilogue(spec.returns) if spec.returns else "")
         except UsageError as err:  # a value echoed back may be a token typed into a flag
             raise UsageError(hide_token_literals(str(err))) from None
 
@@ -178,14 +198,27 @@ class HFJobMagics(Magics):
                                      cell_targets=targets))
 
     # -- line magics -------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--scheduled", action="store_true", help="list scheduled jobs, with their next and last run")
     @line_magic
     def hfjob_ps(self, line: str) -> None:
         """List your recent jobs: id, stage, flavor, age, and the notebook cell each came from."""
         from hfjobs_magic.jobs.joblist import print_jobs
+        from hfjobs_magic.jobs.schedules import print_scheduled
 
-        if line.strip():
-            raise UsageError("%hfjob_ps takes no arguments")
+        if parse_argstring(self.hfjob_ps, line).scheduled:
+            print_scheduled(self.client(), self.namespace)
+            return
         print_jobs(self.client(), self.runner().history, self.namespace)
+
+    @magic_arguments()
+    @argument("id", help="the scheduled job's id (%%hfjob_ps --scheduled lists them)")
+    @line_magic
+    def hfjob_unschedule(self, line: str) -> None:
+        """Delete a scheduled job: no more runs start (a run already started goes on)."""
+        from hfjobs_magic.jobs.schedules import unschedule
+
+        unschedule(self.client(), parse_argstring(self.hfjob_unschedule, line).id, self.namespace)
 
     @magic_arguments()
     @argument("job", help="job id (or a prefix of one from this machine's history)")
@@ -210,11 +243,15 @@ class HFJobMagics(Magics):
 
     @magic_arguments()
     @argument("job", help="job id (or a prefix of one from this machine's history)")
+    @argument("--return", dest="returns", metavar="NAMES",
+              help="set these values the job returned (--return on its cell) in this kernel, once it COMPLETED")
     @line_magic
     def hfjob_attach(self, line: str) -> None:
         """Show the live view of a running or finished job again (e.g. after a kernel restart)."""
+        from hfjobs_magic.cell.spec import return_names
+
         args = parse_argstring(self.hfjob_attach, line)
-        self.runner().attach(args.job, self.namespace)
+        self.runner().attach(args.job, self.namespace, returns=return_names(args.returns))
 
 
 def _hfjob_help() -> str:

@@ -45,6 +45,11 @@ def job_cells(nb: Any) -> list[JobCell]:
     return cells
 
 
+def cells_above(nb: Any, index: int) -> list[tuple[int, str]]:
+    """(index, source) of the code cells above cell `index`: what a top-to-bottom run defines before it."""
+    return [(i, c.source) for i, c in enumerate(nb.cells[:index]) if c.cell_type == "code"]
+
+
 def job_records(nb: Any) -> list[tuple[int, dict[str, Any]]]:
     """(cell index, last record) for every cell whose outputs hold a job record."""
     found = []

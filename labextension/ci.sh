@@ -19,6 +19,11 @@ jlpm install --immutable
 step "build (production)"
 jlpm build:prod
 
+step "the build holds every plugin (the Run as HF Job command, the HF Jobs panel, the card renderer)"
+for id in hfjobs-magic-lab:plugin hfjobs-magic-lab:panel hfjobs-magic-lab:renderer hfjobs-panel; do
+  grep -rqF -- "$id" hfjobs_magic_lab/labextension/static || { echo "$id is not in the built extension" >&2; exit 1; }
+done
+
 step "Jest"
 set +e
 jlpm test --json --outputFile=jest-results.json

@@ -1,4 +1,4 @@
-/** Jest for the renderer and the command helpers: TypeScript through ts-jest, in jsdom. */
+/** Jest for the renderer, the command helpers and the panel: TypeScript through ts-jest, in jsdom. */
 module.exports = {
   testEnvironment: 'jsdom',
   testMatch: ['<rootDir>/test/**/*.spec.ts'],

@@ -17,7 +17,7 @@ os.environ["HF_HOME"] = _HF_HOME
 os.environ.pop("HF_TOKEN", None)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
-os.environ["HF_HUB_DISABLE_XET"] = "1"  # the sandbox has no Xet storage
+os.environ.pop("HF_HUB_DISABLE_XET", None)  # clients talk Xet to the sandbox, as to the Hub
 
 from hfjobs_magic.sandbox import Sandbox  # noqa: E402
 

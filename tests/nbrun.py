@@ -34,20 +34,51 @@ def sandbox_env(sb: Any, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def execute(cells: list[str], env: dict[str, str], path: Path, allow_errors: bool = False,
-            timeout: int = 240) -> tuple[Any, CellExecutionError | None]:
-    """Run `cells` in a fresh kernel; save the executed notebook to `path`; return it and any error."""
+            timeout: int = 240, replies: list[dict] | None = None) -> tuple[Any, CellExecutionError | None]:
+    """Run `cells` in a fresh kernel; save the executed notebook to `path`; return it and any error.
+
+    `replies`, when given, receives each cell's `execute_reply` (pagers answer in its payload).
+    """
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     error = None
     with environ(**env):
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(path.parent)}})
+        if replies is not None:
+            client.on_cell_executed = lambda **kw: replies.append(kw["execute_reply"])
         try:
             client.execute()
         except CellExecutionError as err:
             error = err
     nbformat.write(nb, str(path))
     return nb, error
+
+
+def interrupt_when_logged(marker: str) -> str:
+    """A cell that starts a thread sending this kernel SIGINT once its next job has logged `marker`.
+
+    It waits for a condition (a new job in the history, then the line in its log), never for a duration.
+    """
+    return f"""import json, os, signal, threading, time
+from huggingface_hub import HfApi
+
+_history = os.environ["HFJOB_HISTORY"]
+_seen = len(open(_history).readlines()) if os.path.exists(_history) else 0
+
+def _interrupt_when_logged():
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        lines = open(_history).read().splitlines() if os.path.exists(_history) else []
+        if len(lines) > _seen:
+            entry = json.loads(lines[-1])
+            logged = HfApi().fetch_job_logs(job_id=entry["id"], namespace=entry["namespace"])
+            if any({marker!r} in line for line in logged):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+        time.sleep(0.2)
+
+threading.Thread(target=_interrupt_when_logged, daemon=True).start()"""
 
 
 def text_of(cell: Any) -> str:

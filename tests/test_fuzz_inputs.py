@@ -210,6 +210,8 @@ def test_a_bad_push_target_fails_the_push_target_check(tmp_path, scheme, rest):
     ("--repo-type nope --push a/b", "push_target"), ("--card", "push_target"), ("--outputs out", "persistence"),
     ("--sync-every 5m", "persistence"), ("--secrets 'NOT A NAME'", "secrets"), ("--vars 1x", "variables"),
     ("--python 2", "dependencies"), ("--no-such-flag", "script"), ("--name 'unclosed", "script"),
+    ("--push hf://buckets/alice", "push_target"), ("--pull data", "persistence"), ("--return 1x", "persistence"),
+    ("--return x --no-token", "persistence"), ("--cancel-if-idle 0", "timeout"), ("--volume /tmp:/data", "script"),
 ])
 def test_each_flag_error_fails_the_check_it_concerns(tmp_path, line, owner):
     statuses = owner_of(line, tmp_path)

@@ -20,6 +20,7 @@ FORBIDDEN = {
     "jobs": {"checks", "sandbox", "magics", "commands", "cli"},
     "views": {"checks", "remote", "sandbox", "magics", "commands", "cli"},
     "sandbox": {"cell", "checks", "jobs", "views", "magics", "commands", "cli"},
+    "server": {"checks", "views", "sandbox", "magics", "commands", "cli"},
 }
 
 

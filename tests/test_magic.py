@@ -11,7 +11,7 @@ from huggingface_hub import HfApi
 
 from hfjobs_magic.errors import HfJobHubError
 from hfjobs_magic.sandbox import Sandbox
-from tests.nbrun import execute, final_record, records, sandbox_env, text_of
+from tests.nbrun import execute, final_record, interrupt_when_logged, records, sandbox_env, text_of
 
 LOAD = "%load_ext hfjobs_magic"
 QUIET = "--allow-no-push --timeout 5m --yes"
@@ -53,7 +53,7 @@ def test_dry_run_shows_the_script_and_submits_nothing(sandbox, tmp_path):
 
 
 def test_detach_returns_at_once(sandbox, tmp_path):
-    cell = f"%%hfjob {QUIET} --detach\nimport time\ntime.sleep(20)"
+    cell = f"%%hfjob {QUIET} --detach\nimport time\ntime.sleep(300)"  # still running when the cell returns
     nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
     record = final_record(nb.cells[1])
@@ -175,8 +175,8 @@ def test_logs_completion_and_a_light_load_ext(sandbox, tmp_path):
 def test_interrupting_an_unattended_wait_leaves_the_job_running(sandbox, tmp_path):
     cells = [
         LOAD,
-        "import os, signal, threading\nthreading.Timer(3, os.kill, (os.getpid(), signal.SIGINT)).start()",
-        f"%%hfjob {QUIET}\nimport time\nprint('started', flush=True)\ntime.sleep(60)",
+        interrupt_when_logged("started-and-left-running"),
+        f"%%hfjob {QUIET}\nimport time\nprint('started-and-left-running', flush=True)\ntime.sleep(120)",
     ]
     nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is not None and err.ename == "KeyboardInterrupt"

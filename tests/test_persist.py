@@ -257,17 +257,88 @@ def test_cancel_pushes_the_checkpoint(sandbox, api, tmp_path, unique_name):
     assert any("final (stopped)" in c.title for c in api.list_repo_commits(repo))
 
 
-def test_sync_every_pushes_during_the_run(sandbox, api, tmp_path, unique_name):
+# Job code: wait until the wrapper's manifest lists `name` uploaded `times` times (a condition, not a sleep);
+# write a file in one step.
+WAIT_FOR_PUSH = """import json, os, time
+
+def wait_for_push(name, times=1):
+    deadline = time.monotonic() + 120
+    while True:
+        lines = open('.hfjob-pushed').read().splitlines() if os.path.exists('.hfjob-pushed') else []
+        if sum(json.loads(line)['path'] == name for line in lines) >= times:
+            return
+        assert time.monotonic() < deadline, f'{name} was never pushed {times} time(s)'
+        time.sleep(0.1)
+
+def put(name, text):  # whole or not at all: a periodic push may come at any moment
+    open('staged.tmp', 'w').write(text)
+    os.replace('staged.tmp', name)
+"""
+
+
+def test_sync_every_pushes_during_the_run_and_only_what_changed(sandbox, api, tmp_path, unique_name):
     repo = f"{sandbox.user}/{unique_name}"
-    cell = (f"%%hfjob {FLAGS} --outputs out --push {repo} --sync-every 2s\nimport time\n"
-            "for step in range(8):\n    open(f'out/step-{step}.txt', 'w').write(str(step))\n    time.sleep(0.8)")
+    cell = (f"%%hfjob {FLAGS} --outputs out --push {repo} --sync-every 1s\n{WAIT_FOR_PUSH}"
+            "put('out/a.txt', 'a')\nput('out/b.txt', 'b')\n"
+            "wait_for_push('out/a.txt')\nwait_for_push('out/b.txt')\n"
+            "put('out/b.txt', 'b, changed')\nwait_for_push('out/b.txt', times=2)\n"
+            "print('pushed', sorted(json.loads(line)['path'] for line in open('.hfjob-pushed')))")
     nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
+    out = text_of(nb.cells[1])
+    assert "pushed ['out/a.txt', 'out/b.txt', 'out/b.txt']" in out  # a.txt once: it never changed
+    assert "nothing new to push: out/ is unchanged" in out  # so the final push has nothing to do
     titles = [c.title for c in api.list_repo_commits(repo)]
-    assert sum("sync push" in t for t in titles) >= 2 and sum("final push" in t for t in titles) <= 1
-    assert files_of(api, repo) == {f"step-{i}.txt" for i in range(8)}
+    assert sum("sync push" in t for t in titles) in (2, 3) and not any("final push" in t for t in titles)
+    assert files_of(api, repo) == {"a.txt", "b.txt"}
+    b = api.hf_hub_download(repo, "b.txt", cache_dir=tmp_path / "cache")
+    assert Path(b).read_text() == "b, changed"
     target = final_record(nb.cells[1])["push"][0]
-    assert target["verified"] and len(target["commits"]) >= 3
+    assert target["verified"] and sum(r["files"] for r in target["reported"]) == 3
+
+
+def test_a_push_survives_injected_503s(sandbox, api, tmp_path, unique_name):
+    repo = f"{sandbox.user}/{unique_name}"
+    api.create_repo(repo)
+    injected = sandbox.faults.injected
+    sandbox.faults.fail_next(2, status=503, path_prefix=f"/api/models/{repo}/commit/")
+    cell = f"%%hfjob {FLAGS} --outputs out --push {repo}\nopen('out/result.txt', 'w').write('42')"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    assert sandbox.faults.injected == injected + 2  # both failures really reached the job's pushes
+    out = text_of(nb.cells[1])
+    assert f"push to model {repo} failed (attempt 1 of 4)" in out and "(attempt 2 of 4)" in out
+    assert files_of(api, repo) == {"result.txt"}
+    assert final_record(nb.cells[1])["push"][0]["verified"]
+
+
+def test_the_card_says_which_job_flavor_notebook_cell_and_script(sandbox, api, tmp_path, unique_name):
+    repo = f"{sandbox.user}/{unique_name}"
+    env = sandbox_env(sandbox, tmp_path, JPY_SESSION_NAME="train-card.ipynb")
+    cell = f"%%hfjob {FLAGS} --outputs out --push {repo} --card\nopen('out/result.txt', 'w').write('42')"
+    nb, err = execute([LOAD, cell], env, tmp_path / "n.ipynb")
+    assert err is None, err
+    record = final_record(nb.cells[1])
+    assert files_of(api, repo) == {"result.txt", "README.md"}
+    card = Path(api.hf_hub_download(repo, "README.md", cache_dir=tmp_path / "cache")).read_text()
+    assert card.startswith("# Results of a Hugging Face job\n")
+    for row in (f"| Job | {record['id']} |", "| Flavor | cpu-basic |", "| Ended | the cell finished |",
+                "| Notebook | train-card.ipynb |", f"| Cell | {record['cell']} |"):
+        assert row in card, row
+    script = card.split("## The script\n\n````python\n", 1)[1]
+    assert "# /// script" in script and "open('out/result.txt', 'w').write('42')" in script
+
+
+def test_a_repo_the_cell_pushes_to_that_gets_nothing_is_a_warning(sandbox, api, tmp_path, unique_name):
+    repo = f"{sandbox.user}/{unique_name}"
+    api.create_repo(repo)
+    cell = (f"%%hfjob {FLAGS}\nfrom huggingface_hub import HfApi\nif False:  # never runs\n"
+            f"    HfApi().upload_file(path_or_fileobj=b'1', path_in_repo='x.txt', repo_id='{repo}')\nprint('skipped')")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err  # no --push target of its own: the cell does not fail
+    (target,) = final_record(nb.cells[1])["push"]
+    assert (target["repo_id"], target["declared"], target["verified"], target["checked"]) == (repo, False, False, True)
+    assert f"WARNING: push model {repo}: NOTHING was pushed" in text_of(nb.cells[1])
 
 
 def test_a_refused_final_push_fails_the_job_naming_the_target(sandbox, tmp_path, unique_name):

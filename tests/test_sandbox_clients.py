@@ -26,8 +26,6 @@ def client_env(sb: Sandbox, home: Path) -> dict[str, str]:
         "HF_DATASETS_CACHE": str(home / "datasets-cache"),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        # `datasets` uploads its parquet shards as LFS files; the sandbox speaks LFS over HTTP, not Xet.
-        "HF_HUB_DISABLE_XET": "1",
     }
 
 
@@ -90,12 +88,3 @@ def test_hf_cli_with_read_token_cannot_upload(sandbox: Sandbox, tmp_path: Path, 
         timeout=120,
     )
     assert done.returncode != 0 and "403" in done.stdout + done.stderr
-
-
-def test_without_disabling_xet_lfs_uploads_fail_naming_xet(sandbox: Sandbox, tmp_path: Path, unique_name: str) -> None:
-    """Documents the one gap: a client that uploads LFS through Xet is turned away at the Xet token route."""
-    env = client_env(sandbox, tmp_path)
-    env.pop("HF_HUB_DISABLE_XET")
-    push = f"from datasets import Dataset\nDataset.from_dict({{'a': [1]}}).push_to_hub({f'alice/{unique_name}'!r})\n"
-    done = subprocess.run([sys.executable, "-c", push], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "xet-write-token" in done.stderr and "501" in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
 from huggingface_hub.errors import (
-    BadRequestError,
     HfHubHTTPError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
@@ -333,11 +333,6 @@ def test_malformed_commits_are_400(sandbox: Sandbox, repo: str, body: bytes, exp
     assert status in (400, 422) and expected in json.loads(answer)["error"]
 
 
-def test_pull_requests_are_refused_clearly(api: HfApi, repo: str) -> None:
-    with pytest.raises(BadRequestError, match="Pull requests are not supported"):
-        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, create_pr=True)
-
-
 def test_invalid_readme_yaml_is_refused(api: HfApi, repo: str) -> None:
     with pytest.raises(ValueError, match="Invalid metadata in README.md"):
         api.upload_file(path_or_fileobj=b"---\nkey: [unclosed\n---\n", path_in_repo="README.md", repo_id=repo)
@@ -384,17 +379,18 @@ def test_repos_survive_a_restart(tmp_path: Path) -> None:
 # -- LFS, for the datasets library -------------------------------------------------------------------
 
 
-def test_preupload_answers_regular_except_lfs_files_for_datasets(sandbox: Sandbox, repo: str) -> None:
+def test_preupload_answers_lfs_where_the_hub_would(sandbox: Sandbox, repo: str) -> None:
     url = f"{sandbox.endpoint}/api/models/{repo}/preupload/main"
-    files = {"files": [{"path": "a.txt", "size": 1, "sample": ""}, {"path": "d/x.parquet", "size": 1, "sample": ""}]}
-    body = json.dumps(files).encode()
-    modes = {}
-    for agent in ("unknown/None; hf_hub/2.4.0", "datasets/5.2.0; hf_hub/2.4.0"):
-        headers = {"User-Agent": agent, "Content-Type": "application/json"}
-        status, _, answer = raw("POST", url, sandbox.token, body, **headers)
-        assert status == 200
-        modes[agent.split("/")[0]] = [f["uploadMode"] for f in json.loads(answer)["files"]]
-    assert modes == {"unknown": ["regular", "regular"], "datasets": ["regular", "lfs"]}
+    binary = base64.b64encode(b"\x89PNG\x00\x01").decode()
+    files = [
+        {"path": "a.txt", "size": 1, "sample": ""},
+        {"path": "d/x.parquet", "size": 1, "sample": ""},  # tracked by the default .gitattributes
+        {"path": "big.txt", "size": 10 * 1024 * 1024, "sample": ""},
+        {"path": "img.png", "size": 6, "sample": binary},
+    ]
+    status, _, answer = raw("POST", url, sandbox.token, json.dumps({"files": files}).encode())
+    assert status == 200
+    assert [f["uploadMode"] for f in json.loads(answer)["files"]] == ["regular", "lfs", "lfs", "lfs"]
 
 
 def test_lfs_upload_round_trip(
@@ -402,7 +398,7 @@ def test_lfs_upload_round_trip(
 ) -> None:
     from huggingface_hub import constants
 
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the sandbox speaks LFS, not Xet
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the plain LFS path, as with Xet turned off
     api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token, library_name="datasets", library_version="5")
     repo_id, kind = f"alice/{unique_name}", {"repo_type": "dataset"}
     api.create_repo(repo_id, **kind)
@@ -418,9 +414,18 @@ def test_lfs_upload_round_trip(
     assert Path(path).read_bytes() == data
 
 
-def test_xet_is_refused_with_a_hint(sandbox: Sandbox, repo: str) -> None:
-    status, _, body = raw("GET", f"{sandbox.endpoint}/api/models/{repo}/xet-write-token/main", sandbox.token)
-    assert status == 501 and "HF_HUB_DISABLE_XET=1" in json.loads(body)["error"]
+def test_xet_token_routes(sandbox: Sandbox, repo: str) -> None:
+    for kind in ("write", "read"):
+        url = f"{sandbox.endpoint}/api/models/{repo}/xet-{kind}-token/main"
+        status, headers, body = raw("GET", url, sandbox.token)
+        answer = json.loads(body)
+        assert status == 200 and answer["casUrl"] == f"{sandbox.endpoint}/cas"
+        assert headers["X-Xet-Access-Token"] == answer["accessToken"] and answer["exp"] > time.time()
+        assert headers["X-Xet-Cas-Url"] == headers["X-Xet-Endpoint"] == answer["casUrl"]
+    url = f"{sandbox.endpoint}/api/models/{repo}/xet-write-token/main"
+    assert raw("GET", url, sandbox.read_token)[0] == 403
+    assert raw("GET", url, None)[0] == 401
+    assert raw("GET", url.replace("/xet-write-token/", "/xet-read-token/"), sandbox.read_token)[0] == 200
 
 
 def test_validate_yaml_route(sandbox: Sandbox) -> None:

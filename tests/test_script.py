@@ -111,26 +111,60 @@ BOTO3 = """
     """
 
 
+# The kernel these cells are pinned against: fixed versions, whatever this machine has installed.
+KERNEL_SITE = {
+    "datasets": ("3.1.0", "datasets"), "transformers": ("4.46.3", "transformers"),
+    "torch": ("2.5.1+cu124", "torch"), "numpy": ("2.1.3", "numpy"), "huggingface-hub": ("0.26.2", "huggingface_hub"),
+    "scikit-learn": ("1.5.2", "sklearn"), "joblib": ("1.4.2", "joblib"), "pandas": ("2.2.3", "pandas"),
+    "boto3": ("1.35.50", "boto3"), "botocore": ("1.35.50", "botocore"),
+}
+
+
+def write_site(folder: Path, dists: dict[str, tuple[str, list[str]]]) -> None:
+    """dist-info folders only (name, version, RECORD): what pinning reads; no module is importable from them."""
+    for name, (version, files) in dists.items():
+        info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "RECORD").write_text("".join(f"{f},,\n" for f in [*files, f"{info.name}/METADATA"]))
+
+
+@pytest.fixture
+def kernel_site(tmp_path, monkeypatch):
+    write_site(tmp_path, {name: (version, [f"{top}/__init__.py"]) for name, (version, top) in KERNEL_SITE.items()})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    deps._packages_distributions.cache_clear()
+    deps._files.cache_clear()
+    yield
+    deps._packages_distributions.cache_clear()
+    deps._files.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("cell", "expected"),
     [
-        (TRANSFORMERS_TRAINER, [pinned("datasets"), pinned("transformers")]),
-        (DATASETS_PUSH, [pinned("datasets")]),
-        (TORCH_LOOP, [pinned("huggingface_hub"), pinned("numpy"), pinned("torch")]),
-        (SKLEARN, [pinned("joblib"), pinned("scikit-learn")]),
-        (PANDAS, [pinned("pandas")]),
-        (HFAPI, [pinned("huggingface_hub")]),
-        (BOTO3, [pinned("boto3"), pinned("botocore")]),
+        (TRANSFORMERS_TRAINER, ["datasets==3.1.0", "transformers==4.46.3"]),
+        (DATASETS_PUSH, ["datasets==3.1.0"]),
+        (TORCH_LOOP, ["huggingface-hub==0.26.2", "numpy==2.1.3", "torch==2.5.1"]),
+        (SKLEARN, ["joblib==1.4.2", "scikit-learn==1.5.2"]),
+        (PANDAS, ["pandas==2.2.3"]),
+        (HFAPI, ["huggingface-hub==0.26.2"]),
+        (BOTO3, ["boto3==1.35.50", "botocore==1.35.50"]),
     ],
     ids=["transformers-trainer", "datasets-push", "torch-loop", "sklearn", "pandas", "hfapi", "boto3"],
 )
-def test_real_cells_become_scripts_with_their_dependencies(cell, expected):
+def test_real_cells_become_scripts_with_their_dependencies(kernel_site, cell, expected):
     script = script_of(cell, "--flavor a10g-large --timeout 2h")
     assert script.dependencies == expected
-    assert header_of(script)["dependencies"] == script.dependencies
+    assert header_of(script)["dependencies"] == expected
     assert script.ipython_only == [] and script.shell_commands == []
     assert "import os\nimport sys" in script.text  # the HF_TOKEN check
     assert textwrap.dedent(cell).strip() in script.text
+
+
+def test_without_pinning_the_same_cells_name_bare_distributions(kernel_site):
+    assert script_of(TORCH_LOOP, "--no-pin").dependencies == ["huggingface-hub", "numpy", "torch"]
+    assert script_of(SKLEARN, "--no-pin").dependencies == ["joblib", "scikit-learn"]
 
 
 def test_an_unknown_part_of_a_namespace_package_is_not_guessed():

@@ -171,6 +171,33 @@ def test_success_crash_and_timeout_all_reach_the_bucket(sandbox, cloud, tmp_path
     assert ok["push"][0]["repo_type"] == scheme and ok["push"][0]["reported"]
 
 
+# What travels as a secret (masked, never shown) and what as plain env, as the submitted job holds it.
+TRAVEL = {
+    "s3": ({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
+           {"AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION"}),
+    "gs": ({"GOOGLE_APPLICATION_CREDENTIALS"}, {"STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"}),
+}
+
+
+def test_credentials_reach_the_submitted_job_as_secrets_and_settings_as_env(sandbox, cloud, tmp_path):
+    from huggingface_hub import HfApi
+
+    scheme, env = cloud
+    local = {**env, "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLE0SESSION", "AWS_REGION": "us-east-1"}
+    cell = f"%%hfjob --timeout 5m --yes --detach --outputs out --push {scheme}://{BUCKET}/travel\nprint(1)"
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path, **local), tmp_path / "n.ipynb")
+    assert err is None, err
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    job_id = final_record(nb.cells[1])["id"]
+    job = api.inspect_job(job_id=job_id, namespace=sandbox.user)
+    api.cancel_job(job_id=job_id, namespace=sandbox.user)
+    secrets, settings = TRAVEL[scheme]
+    assert set(job.secrets) == secrets | {"HF_TOKEN"}  # no --secrets flag: sent because the target needs them
+    assert {k: job.environment[k] for k in settings} == {k: local[k] for k in settings}
+    assert not (set(job.environment) & (secrets | {"HF_TOKEN"}))
+    assert not (set(job.secrets) & settings)
+
+
 # -- the checklist sees the bucket -----------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 # Builtins a notebook has and a script gets from the generated prologue (display shim, get_ipython stub).
 _SCRIPT_NAMES = frozenset({"display", "get_ipython", "__file__", "__builtins__", "__annotations__"})
+# Names IPython binds in every kernel: never the user's variables, never carried.
+IPYTHON_NAMES = frozenset({"In", "Out", "_ih", "_oh", "_dh", "_", "__", "___", "_i", "_ii", "_iii", "exit", "quit"})
 
 
 def undefined_names(source: str) -> dict[str, int]:

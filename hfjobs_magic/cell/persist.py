@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -207,7 +208,42 @@ def use_key_contents() -> None:
         os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = path
 
 
+class BucketStore:
+    """An HF bucket prefix the job writes through the Hub's API (`batch_bucket_files`, Xet); used when the
+    bucket is not mounted at the folder, e.g. an exported script run with `uv run` on another machine."""
+
+    def __init__(self, url: str) -> None:
+        from huggingface_hub import HfApi
+
+        self.api = HfApi()
+        parts = [p for p in url[len("hf://buckets/"):].split("/") if p]
+        self.bucket_id, self.prefix = "/".join(parts[:2]), "/".join(parts[2:])
+        self.where = url
+        self.api.create_bucket(self.bucket_id, private=True, exist_ok=True)
+
+    def upload(self, files: dict[str, Path], message: str) -> str | None:
+        add = [(str(path), object_key(self.prefix, name)) for name, path in files.items()]
+        self.api.batch_bucket_files(self.bucket_id, add=add)
+        return None
+
+
+class MountedBucket:
+    """An HF bucket mounted at the folder: every file is in the bucket the moment it is written, so a push
+    only has to place what lives elsewhere (the card). Nothing is lost when the job is killed."""
+
+    def __init__(self, url: str, folder: Path) -> None:
+        self.where, self.folder = url, folder
+
+    def upload(self, files: dict[str, Path], message: str) -> str | None:
+        for name, path in files.items():
+            if not path.is_relative_to(self.folder):
+                shutil.copyfile(path, self.folder / name)
+        return None
+
+
 def open_store(target: str, repo_type: str) -> Any:
+    if target.startswith("hf://buckets/"):
+        return BucketStore(target)
     if target.startswith("s3://"):
         return S3Store(target)
     if target.startswith("gs://"):
@@ -297,9 +333,10 @@ class Outputs:
     """Around the cell: `start()` before it, `close(error)` after it, whatever happened."""
 
     def __init__(self, folder: str, target: str, repo_type: str = "model", every_s: float | None = None,
-                 card: dict[str, str] | None = None) -> None:
+                 card: dict[str, str] | None = None, mount: str | None = None, workdir: str | None = None) -> None:
         self.folder, self.target, self.repo_type = Path(folder), target, repo_type
         self.every_s, self.card = every_s, card
+        self.mount, self.workdir = mount, workdir  # a bucket volume at the folder, and the dir the cell runs in
         self.started = time.monotonic()
         self.closing = False
         self.pusher: Pusher | None = None
@@ -307,9 +344,13 @@ class Outputs:
 
     def start(self) -> Outputs:
         """Make the folder, reach the target (fail now rather than after the work), arm SIGTERM."""
+        mounted = bool(self.mount) and os.path.isdir(str(self.mount))
+        if mounted and self.workdir:
+            os.chdir(self.workdir)  # the cell's relative --outputs folder is the mounted bucket
         self.folder = self.folder.resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.pusher = Pusher(self.folder, self.open_store(), Path.cwd() / MANIFEST)
+        store = MountedBucket(self.target, self.folder) if mounted else self.open_store()
+        self.pusher = Pusher(self.folder, store, Path.cwd() / MANIFEST)
         signal.signal(signal.SIGTERM, self.on_sigterm)
         if self.every_s and isinstance(self.pusher.store, HubStore):
             self.sync = hub_scheduler(self.pusher, self.every_s)
@@ -317,7 +358,11 @@ class Outputs:
             self.sync = Ticker(self.pusher, self.every_s)
             self.sync.start()
         every = f", and every {self.every_s:g} s" if self.every_s else ""
-        say(f"outputs: {self.folder.name}/ is pushed to {self.pusher.store.where} when the cell ends{every}")
+        if mounted:
+            say(f"outputs: {self.folder.name}/ is the bucket {self.target}, mounted at {self.folder}: every file "
+                "is in the bucket as soon as it is written")
+        else:
+            say(f"outputs: {self.folder.name}/ is pushed to {self.pusher.store.where} when the cell ends{every}")
         return self
 
     def open_store(self) -> Any:

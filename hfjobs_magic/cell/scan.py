@@ -23,7 +23,9 @@ S3_WRITES = {"put_object", "upload_fileobj"}
 GCS_WRITES = {"upload_from_filename", "upload_from_string", "upload_from_file"}
 HTTP_WRITES = {"post", "put", "patch"}
 WRITE_PREFIXES = ("to_", "save", "write", "dump", "sink", "upload", "push_to_hub", "mkdir", "makedirs", "touch")
-STORAGE_SCHEMES = {"hf://": "hub", "s3://": "s3", "s3a://": "s3", "gs://": "gcs", "gcs://": "gcs"}
+BUCKET_URL = "hf://buckets/"
+BUCKET_CALLS = {"batch_bucket_files", "sync_bucket", "create_bucket", "copy_files"}
+STORAGE_SCHEMES = {BUCKET_URL: "bucket", "hf://": "hub", "s3://": "s3", "s3a://": "s3", "gs://": "gcs", "gcs://": "gcs"}
 
 GPU_LIBRARIES = frozenset("""
     torch torchvision torchaudio tensorflow keras jax jaxlib flax transformers trl accelerate diffusers peft
@@ -55,8 +57,8 @@ class Push:
 
     line: int
     call: str  # as written, e.g. "ds.push_to_hub"
-    kind: str  # "hub", "s3", "gcs" or "http"
-    repo_id: str | None = None  # the literal repo id, when the call gives one
+    kind: str  # "hub", "bucket" (an HF bucket), "s3", "gcs" or "http"
+    repo_id: str | None = None  # the literal repo id (a bucket's id for "bucket"), when the call gives one
     dynamic: bool = False  # the repo id is computed when the job runs (or comes from the trainer)
     repo_type: str | None = None  # when the call says it or implies it (a Dataset, a Trainer, HfApi's default)
     saves: bool = True  # False for create_repo and a bare hub_model_id=
@@ -199,6 +201,8 @@ class _Scanner:
             found.append(self._push_to_hub(call, receiver))
         elif name in HUB_UPLOADS | {"create_repo"} and not self._is_s3_upload(call, name, receiver):
             found.append(self._hub_upload(call, name))
+        elif name in BUCKET_CALLS and (bucket := self._bucket_call(call, name)) is not None:
+            found.append(bucket)
         elif name == "CommitScheduler":
             found.append(self._hub_push(call, "repo_id", _kw_literal(call, "repo_type") or "model", creates=True))
         elif kind := self._other_kind(call, name, receiver):
@@ -243,6 +247,22 @@ class _Scanner:
         repo_id = self.literal(node)
         return Push(call.lineno, self.written(call), "hub", repo_id, repo_id is None, repo_type, creates=creates)
 
+    def _bucket_call(self, call: ast.Call, name: str) -> Push | None:
+        """HF bucket calls: batch adds and copies, syncs and copies into a bucket, and bucket creation."""
+        if name in ("sync_bucket", "copy_files"):
+            source = self.literal(_arg(call, 0, "source")) or ""
+            node = _arg(call, 1, "dest" if name == "sync_bucket" else "destination")
+            dest = self.literal(node)
+            into_repo = dest is not None and not dest.startswith(BUCKET_URL)
+            if into_repo or (source.startswith(BUCKET_URL) and dest is None):
+                return None  # a copy into a repo, or a download from a bucket
+            return Push(call.lineno, self.written(call), "bucket", bucket_of(dest), dest is None)
+        bucket = self.literal(_arg(call, 0, "bucket_id"))
+        repo_id = bucket_of(bucket) if bucket and bucket.startswith(BUCKET_URL) else bucket
+        saves = name == "batch_bucket_files" and (_has_kw(call, "add") or _has_kw(call, "copy"))
+        return Push(call.lineno, self.written(call), "bucket", repo_id, repo_id is None, saves=saves,
+                    creates=name == "create_bucket")
+
     def _is_s3_upload(self, call: ast.Call, name: str, receiver: str | None) -> bool:
         """boto3's `upload_file(Filename, Bucket, Key)` shares its name with HfApi's keyword-only one."""
         if name != "upload_file" or receiver == "hub":
@@ -272,7 +292,7 @@ class _Scanner:
             scheme = next((s for s in STORAGE_SCHEMES if text.startswith(s)), None)
             if scheme:
                 kind = STORAGE_SCHEMES[scheme]
-                repo_type, repo_id = hf_uri_repo(text) if kind == "hub" else (None, None)
+                repo_type, repo_id = hf_uri_repo(text) if kind == "hub" else (None, bucket_of(text))
                 found.append(Push(call.lineno, self.written(call), kind, repo_id, False, repo_type))
         return found
 
@@ -300,6 +320,14 @@ class _Scanner:
             self.out.gpu_code.append(Found(node.lineno, f'"{node.value}"'))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "cuda":
             self.out.gpu_code.append(Found(node.lineno, ".cuda()"))
+
+
+def bucket_of(url: str | None) -> str | None:
+    """`hf://buckets/alice/b/some/path` -> "alice/b"; None when the URL names no bucket."""
+    if not url or not url.startswith(BUCKET_URL):
+        return None
+    parts = url[len(BUCKET_URL):].split("/")
+    return f"{parts[0]}/{parts[1]}" if len(parts) >= 2 and parts[0] and parts[1] else None
 
 
 def hf_uri_repo(uri: str) -> tuple[str | None, str | None]:

@@ -13,19 +13,22 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.inputtransformer2 import TransformerManager
 
+from hfjobs_magic.cell.carry import CELL_FILE, Carry, run_call
 from hfjobs_magic.cell.deps import find_imports, infer_dependencies, merge_dependencies, requirement_name
-from hfjobs_magic.cell.names import line_opcodes
+from hfjobs_magic.cell.names import line_opcodes, undefined_names
+from hfjobs_magic.cell.prologue import render_prologue
 from hfjobs_magic.cell.scan import CellScan, scan
-from hfjobs_magic.cell.spec import TOKEN_SECRET, JobSpec, load_toml
+from hfjobs_magic.cell.spec import JobSpec, load_toml
 from hfjobs_magic.cell.wrapping import wrap_body, wrapper_imports
 
 MAX_SCRIPT_BYTES = 64 * 1024  # the cell; the script is shipped inline to the job (DESIGN.md section 3)
+MAX_TOTAL_BYTES = 512 * 1024  # the whole script: well under the 1 MB environment limit (huggingface_hub#3616)
 MAX_VARS_BYTES = 32 * 1024  # the --vars values, so that the whole script stays well under 128 KiB
 JOB_IMAGE_PYTHON = (3, 12)
 
@@ -52,6 +55,11 @@ class JobScript:
     requires_python: str | None
     shell_commands: list[str]
     scan: CellScan  # the one scan of the cell's code: checks, push verification and carry all read it
+    carry: Carry | None = None  # what came from the notebook; None with --no-carry or no carrier
+    free_names: dict[str, int] = field(default_factory=dict)  # read by the cell, bound nowhere in the script
+
+
+Carrier = Callable[[list[str]], Carry]  # the names a cell reads and does not bind -> what travels with it
 
 
 def build_script(
@@ -62,37 +70,51 @@ def build_script(
     notebook: str | None = None,
     epilogue: str = "",
     first_line: int = 1,
+    carrier: Carrier | None = None,
 ) -> JobScript:
     """Turn a cell into a PEP 723 uv script for `spec`.
 
-    With `--outputs`, the cell runs inside the wrapper that pushes the folder (`wrapping`).
-    `epilogue` is code run after the cell; its imports count too. `first_line` is the number
-    of the cell's first line as the user sees it (2 under a `%%hfjob` line), used in the
-    messages about IPython syntax.
+    The cell's code runs compiled under the name `%%hfjob cell` with its notebook line numbers,
+    so a traceback in the job points at the cell. With `--outputs`, it runs inside the wrapper
+    that pushes the folder (`wrapping`). `epilogue` is code run after the cell; its imports count
+    too. `first_line` is the number of the cell's first line as the user sees it (2 under a
+    `%%hfjob` line). `carrier` (unless --no-carry) brings what the cell reads from the notebook.
     """
     _check_size(cell)
-    explicit, code, line_of = split_script_block(cell.replace("\r\n", "\n"), first_line)
+    cell = cell.replace("\r\n", "\n")
+    explicit, code, line_of = split_script_block(cell, first_line)
     converted = to_python(code, line_of)
     future, body = _hoist_future_imports(converted.code)
-    runs = wrap_body(body, spec, notebook=notebook, cell=cell) if spec.outputs else body
+    free = {n: line for n, line in undefined_names(body).items() if n not in spec.vars}
+    carried = carrier(list(free)) if carrier is not None and spec.carry else None
+    run = run_call(CELL_FILE, first_line, to_python(_blank_script_block(cell), line_of).code)
+    runs = wrap_body(run, spec, notebook=notebook, cell=cell) if spec.outputs else run
     added = f"{wrapper_imports(spec)}\n{epilogue}" if spec.outputs else epilogue  # code of ours that imports
-    tree = ast.parse(runs + "\n" + epilogue)
+    carried_text = carried.import_text() if carried else ""
+    tree = ast.parse("\n".join([body, carried_text, added]))
     modules = find_imports(tree)
-    dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(added)), spec)
+    dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(added + "\n" + carried_text)),
+                                             spec)
     metadata_ = _script_metadata(explicit, dependencies, spec)
+    code_tree = ast.parse(body + "\n" + epilogue)
     prologue = render_prologue(
         spec.secret_names,
         shell=bool(converted.shell_commands),
-        ipython=_uses_name(tree, "get_ipython"),
-        display=_uses_name(tree, "display"),
+        ipython=_uses_name(code_tree, "get_ipython"),
+        display=_uses_name(code_tree, "display"),
+        unpickle=bool(carried and any(b.size and not b.remote for b in carried.blocks)),
+        fetch=bool(carried and carried.uploads()),
     )
     sections = [
         render_pep723(metadata_), _header(notebook, spec), future, prologue,
-        render_vars(spec.vars, variables) if variables is not None else render_unknown_vars(spec.vars), runs,
-        epilogue,
+        render_vars(spec.vars, variables) if variables is not None else render_unknown_vars(spec.vars),
+        carried.render() if carried else "", runs, epilogue,
     ]
+    bound = (carried.bound if carried else set()) | _prologue_names(spec, bool(converted.shell_commands))
+    text = "\n\n".join(s.strip("\n") for s in sections if s.strip()) + "\n"
+    _check_total(text, carried)
     return JobScript(
-        text="\n\n".join(s.strip("\n") for s in sections if s.strip()) + "\n",
+        text=text,
         body=body,
         dependencies=list(metadata_.get("dependencies", [])),
         imports=sorted({m.split(".")[0] for m in modules}),
@@ -101,7 +123,23 @@ def build_script(
         requires_python=metadata_.get("requires-python"),
         shell_commands=converted.shell_commands,
         scan=scan(body, _string_values(spec.vars, variables)),
+        carry=carried,
+        free_names={n: line for n, line in free.items() if n not in bound},
     )
+
+
+def _blank_script_block(cell: str) -> str:
+    """The cell with its `# /// script` block as empty lines: line numbers stay, and the script holds one block."""
+    for match in PEP723_REGEX.finditer(cell):
+        if match.group("type") == "script":
+            lines = match.group(0).count("\n")
+            return cell[: match.start()] + "\n" * lines + cell[match.end():]
+    return cell
+
+
+def _prologue_names(spec: JobSpec, shell: bool) -> set[str]:
+    """Modules the prologue imports at the top level, which the cell's code may use as they are."""
+    return {"sys"} | ({"os"} if spec.secret_names else set()) | ({"subprocess"} if shell else set())
 
 
 def _check_size(cell: str) -> None:
@@ -112,6 +150,18 @@ def _check_size(cell: str) -> None:
             f"{MAX_SCRIPT_BYTES // 1024} KiB: move code into a module or package (e.g. pushed to the Hub and "
             "installed with --with) and keep the cell short"
         )
+
+
+def _check_total(text: str, carried: Carry | None) -> None:
+    """The whole script, carried code included, stays well under the 1 MB a job's environment can hold."""
+    size = len(text.encode("utf-8"))
+    if size <= MAX_TOTAL_BYTES:
+        return
+    sources = sorted((b for b in carried.blocks if b.kind == "source"), key=lambda b: -len(b.code)) if carried else []
+    biggest = ", ".join(f"{b.name} ({len(b.code.encode()) / 1024:.0f} KiB)" for b in sources[:3])
+    raise UsageError(f"the job's script would be {size / 1024:.0f} KiB with what the cell carries"
+                     f"{': ' + biggest if biggest else ''}; at most {MAX_TOTAL_BYTES // 1024} KiB travel inline: "
+                     "move large helpers into a package (pushed to the Hub, installed with --with), or use --no-carry")
 
 
 def _dependencies(
@@ -349,6 +399,8 @@ def hf_jobs_table(spec: JobSpec) -> dict[str, Any]:
         table["env"] = env
     if spec.labels:
         table["labels"] = dict(spec.labels)
+    if spec.job_volumes:
+        table["volumes"] = [volume.text for volume in spec.job_volumes]
     return table
 
 
@@ -420,52 +472,6 @@ def _header(notebook: str | None, spec: JobSpec) -> str:
         for key, value in spec.env.items() if looks_secret(key, value)
     ]
     return "\n".join(lines)
-
-
-def render_prologue(secret_names: Iterable[str], *, shell: bool = False, ipython: bool = False,
-                    display: bool = False) -> str:
-    """Fail fast on a missing secret, and stand in for what notebooks have built in."""
-    names = list(secret_names)
-    imports = [m for m, used in (("os", names), ("subprocess", shell), ("sys", names or shell)) if used]
-    lines = [f"import {m}" for m in imports]
-    if names:
-        lines += ["", "# Fail fast when a secret did not reach the job."]
-    for name in names:
-        lines += [f"if not os.environ.get({name!r}):", f"    sys.exit({_missing_secret(name)!r})"]
-    if shell:
-        lines += ["", "sys.stdout.reconfigure(line_buffering=True)  # keep print() and !cmd output in order"]
-    if ipython:
-        lines += _GET_IPYTHON_STUB
-    if display:
-        lines += _DISPLAY_SHIM
-    return "\n".join(lines)
-
-
-def _missing_secret(name: str) -> str:
-    if name == TOKEN_SECRET:
-        return ("hfjob: HF_TOKEN is not set in this job; log in (hf auth login) or set HF_TOKEN where you submit, "
-                "or pass --no-token if the job needs no token")
-    return f"hfjob: secret {name} is not set in this job; pass it with --secrets {name}"
-
-
-_GET_IPYTHON_STUB = [
-    "",
-    "",
-    "def get_ipython():",
-    '    """Notebooks have IPython; a job does not. The line that called this cannot run here."""',
-    "    raise RuntimeError(",
-    '        "this line used IPython syntax (%magic / !cmd), which cannot run in a job: "',
-    '        "rewrite it in plain Python (see the line in the traceback)"',
-    "    )",
-]
-
-_DISPLAY_SHIM = [
-    "",
-    "",
-    "def display(*objs, **kwargs):",
-    '    """Notebooks have display() built in; in a job it prints."""',
-    "    print(*objs)",
-]
 
 
 def render_vars(names: Iterable[str], variables: Mapping[str, Any]) -> str:

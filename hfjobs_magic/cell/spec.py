@@ -12,6 +12,7 @@ import argparse
 import difflib
 import functools
 import keyword
+import posixpath
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -28,6 +29,10 @@ from hfjobs_magic.cell import DEFAULT_FLAVOR, DEFAULT_IMAGE
 TOKEN_SECRET = "HF_TOKEN"
 REPO_TYPES = ("model", "dataset", "space")
 PUSH_SCHEMES = ("s3", "gs")
+BUCKET_URL = "hf://buckets/"
+# With --outputs DIR into a bucket, DIR (when relative) is mounted under this folder and the cell runs there.
+JOB_WORKDIR = "/hfjob"
+VOLUME_HINT = "e.g. --volume hf://datasets/org/data:/data:ro or --volume hf://buckets/you/scratch:/scratch"
 HELP_HINT = "see %%hfjob? for every flag"
 
 _DURATION = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)[smhd]$")
@@ -65,6 +70,9 @@ _DECLARATIONS: list[Any] = [
     argument("--env", action="append", metavar="K=V",
              help="an environment variable for the job (not secret); repeatable"),
     argument("--no-token", action="store_true", default=None, help="do not pass your HF_TOKEN to the job"),
+    argument("--volume", dest="volumes", action="append", metavar="HF_URI:/MOUNT",
+             help="mount hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw] in the job, as `hf jobs run -v` does: a bucket "
+                  "(read-write unless :ro) or a model/dataset/space repo (read-only); repeatable"),
     argument_group("script"),
     argument("--with", dest="with_deps", action="append", metavar="DEP",
              help="an extra dependency (pip requirement), wins over the inferred one; repeatable"),
@@ -72,15 +80,32 @@ _DECLARATIONS: list[Any] = [
              help="notebook variables to send to the job, e.g. --vars lr,epochs (plain literal values only)"),
     argument("--no-pin", action="store_true", default=None,
              help="do not pin inferred dependencies to this kernel's versions"),
+    argument("--no-carry", action="store_true", default=None,
+             help="carry nothing from the notebook (by default the imports, functions, classes and values the "
+                  "cell reads from earlier cells travel with it)"),
     argument_group("results"),
     argument("--push", metavar="TARGET",
-             help="where results go: a Hub repo id (user/name), s3://bucket/prefix or gs://bucket/prefix"),
+             help="where results go: a Hub repo id (user/name), an HF bucket hf://buckets/user/name[/prefix] "
+                  "(with --outputs: mounted, so every file is kept even if the job is killed), "
+                  "s3://bucket/prefix or gs://bucket/prefix"),
     argument("--repo-type", choices=REPO_TYPES, help="type of the Hub repo given to --push (default: model)"),
-    argument("--outputs", metavar="DIR", help="a folder in the job whose files are pushed to --push"),
+    argument("--outputs", metavar="DIR",
+             help="a folder in the job whose files are pushed to --push (a bucket: the folder is the bucket)"),
     argument("--sync-every", metavar="DURATION", help="also push --outputs this often while the job runs, e.g. 10m"),
     argument("--card", action="store_true", default=None, help="write a card describing the job to the --push repo"),
     argument("--allow-no-push", action="store_true", default=None,
              help="accept that nothing is pushed: the results are lost when the job ends"),
+    argument("--return", dest="returns", metavar="NAMES",
+             help="variables set in this kernel when the job completes, e.g. --return model_score,counts "
+                  "(signed, through the private bucket NAMESPACE/jobs-artifacts)"),
+    argument("--pull", metavar="DIR",
+             help="after the job, download what it pushed from --outputs into DIR next to the notebook"),
+    argument_group("operating"),
+    argument("--schedule", metavar="CRON",
+             help="make the cell a scheduled job instead of running it now: @hourly, @daily, @weekly, @monthly, "
+                  "@yearly or five cron fields (UTC), e.g. '0 3 * * *'"),
+    argument("--cancel-if-idle", metavar="DURATION",
+             help="on a GPU flavor, cancel the job once its GPU has been idle (under 5 %%) this long, e.g. 15m"),
     argument_group("submission"),
     argument("--yes", action="store_true", default=None, help="submit as soon as every check passes, no click"),
     argument("--detach", action="store_true", default=None, help="return right after submission; do not follow"),
@@ -183,6 +208,7 @@ class Defaults:
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     with_deps: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
     sync_every: str | int | None = None
     card: bool = False
     allow_no_push: bool = False
@@ -209,22 +235,44 @@ class JobSpec:
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     vars: tuple[str, ...] = ()
+    carry: bool = True
+    returns: tuple[str, ...] = ()
+    pull: str | None = None
     outputs: str | None = None
     sync_every_seconds: int | None = None
     card: bool = False
     allow_no_push: bool = False
     pin: bool = True
+    volumes: tuple[Mount, ...] = ()
     yes: bool = False
     detach: bool = False
     dry_run: bool = False
+    schedule: str | None = None
+    cancel_if_idle_s: int | None = None
 
     @property
     def push_kind(self) -> str | None:
-        """"hub", "s3", "gs", or None when nothing is pushed."""
+        """"hub", "bucket" (an HF bucket), "s3", "gs", or None when nothing is pushed."""
         if self.push is None:
             return None
+        if self.push.startswith(BUCKET_URL):
+            return "bucket"
         scheme = self.push.split("://", 1)[0]
         return scheme if "://" in self.push else "hub"
+
+    @property
+    def outputs_mount(self) -> Mount | None:
+        """With --outputs into an HF bucket: the bucket volume the folder is, where the cell writes it."""
+        if self.push_kind != "bucket" or not self.outputs or not self.push:
+            return None
+        bucket_id, prefix = bucket_parts(self.push)
+        where = posixpath.normpath(posixpath.join(JOB_WORKDIR, self.outputs))
+        return Mount("bucket", bucket_id, where, read_only=False, path=prefix or None)
+
+    @property
+    def job_volumes(self) -> tuple[Mount, ...]:
+        """Every volume the job gets: the --volume flags, then the --outputs bucket."""
+        return (*self.volumes, *((self.outputs_mount,) if self.outputs_mount else ()))
 
     @property
     def passes_token(self) -> bool:
@@ -234,6 +282,70 @@ class JobSpec:
     def secret_names(self) -> tuple[str, ...]:
         """The names only: values never leave the spec (its repr hides them too)."""
         return tuple(self.secrets)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One job volume: what `hf jobs run -v` parses and `huggingface_hub.Volume` sends."""
+
+    type: str  # "bucket", "model", "dataset" or "space"
+    source: str  # namespace/name
+    mount_path: str
+    read_only: bool
+    path: str | None = None  # a folder inside the bucket or repo
+    revision: str | None = None  # repos only
+
+    def as_volume(self) -> dict[str, Any]:
+        """Keyword arguments of `huggingface_hub.Volume`."""
+        optional = {"path": self.path, "revision": self.revision}
+        return {"type": self.type, "source": self.source, "mount_path": self.mount_path,
+                "read_only": self.read_only, **{k: v for k, v in optional.items() if v}}
+
+    @property
+    def url(self) -> str:
+        """`hf://datasets/org/ds@rev/sub`: the source as an hf:// URI."""
+        revision = f"@{self.revision}" if self.revision else ""
+        sub = f"/{self.path.strip('/')}" if self.path and self.path.strip("/") else ""
+        return f"hf://{self.type}s/{self.source}{revision}{sub}"
+
+    @property
+    def text(self) -> str:
+        """The `hf jobs` volume syntax, read and write mode spelled out."""
+        return f"{self.url}:{self.mount_path}:{'ro' if self.read_only else 'rw'}"
+
+
+def bucket_parts(url: str) -> tuple[str, str]:
+    """`hf://buckets/ns/name/some/prefix/` -> ("ns/name", "some/prefix"); UsageError when it names no bucket."""
+    parts = url[len(BUCKET_URL):].split("/") if url.startswith(BUCKET_URL) else []
+    if len(parts) < 2 or not parts[0] or not parts[1] or any(p in (".", "..") for p in parts):
+        raise FlagError("--push", f"--push {url!r}: expected hf://buckets/NAMESPACE/NAME[/PREFIX], "
+                                  "e.g. --push hf://buckets/alice/results/run-1")
+    return f"{parts[0]}/{parts[1]}", "/".join(p for p in parts[2:] if p)
+
+
+def parse_volume(text: str) -> Mount:
+    """`hf://[TYPE/]ID[@REV][/PATH]:/MOUNT[:ro|:rw]` with huggingface_hub's own parser, and the Hub's rules:
+    buckets are read-write unless `:ro`, repos are read-only and cannot be `:rw`."""
+    from huggingface_hub.errors import HfUriError
+    from huggingface_hub.utils import parse_hf_mount
+
+    if not text.startswith("hf://"):
+        raise FlagError("--volume", f"--volume {text!r}: expected hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw] "
+                                    f"({VOLUME_HINT}); a local folder must be in a bucket first: "
+                                    "hf buckets sync ./folder hf://buckets/you/name")
+    try:
+        found = parse_hf_mount(text)
+    except HfUriError as err:
+        raise FlagError("--volume", f"--volume {text!r}: {err.msg} ({VOLUME_HINT})") from None
+    kind = found.source.type
+    if kind != "bucket" and found.read_only is False:
+        raise FlagError("--volume", f"--volume {text!r}: a {kind} repo is mounted read-only; drop ':rw' "
+                                    "(to write, mount a bucket: hf://buckets/NAMESPACE/NAME:/MOUNT)")
+    mount = posixpath.normpath(found.mount_path)
+    if mount == "/" or ".." in found.mount_path.split("/"):
+        raise FlagError("--volume", f"--volume {text!r}: the mount path must be a folder below /, e.g. /data")
+    return Mount(kind, found.source.id, mount, read_only=kind != "bucket" or bool(found.read_only),
+                 path=found.source.path_in_repo.strip("/") or None, revision=found.source.revision or None)
 
 
 def parse_timeout(value: str | int | float, *, flag: str = "--timeout") -> int:
@@ -261,13 +373,14 @@ def build_spec(ns: argparse.Namespace, defaults: Defaults | None = None) -> JobS
     pick = _picker(ns, d)
     timeout = pick("timeout")
     push = pick("push")
-    sync_every = pick("sync_every") if ns.outputs else ns.sync_every  # a default applies only with --outputs
+    mounted = (push or "").startswith(BUCKET_URL)  # a bucket holds --outputs as written: nothing to sync
+    sync_every = pick("sync_every") if ns.outputs and not mounted else ns.sync_every  # a default: with --outputs
     spec = JobSpec(
         flavor=pick("flavor") or DEFAULT_FLAVOR,
         timeout=None if timeout is None else str(timeout),
         timeout_seconds=None if timeout is None else parse_timeout(timeout),
         push=push,
-        repo_type=pick("repo_type") or ("model" if push and "://" not in push else None),
+        repo_type=None if mounted else pick("repo_type") or ("model" if push and "://" not in push else None),
         secrets=_secrets(d.secrets, ns.secrets, pass_token=not _flag(ns.no_token, not d.pass_token)),
         env=_pairs("--env", d.env, ns.env),
         with_deps=_dedupe((*d.with_deps, *(ns.with_deps or ()))),
@@ -277,14 +390,21 @@ def build_spec(ns: argparse.Namespace, defaults: Defaults | None = None) -> JobS
         name=ns.name,
         labels=_pairs("--label", d.labels, ns.label),
         vars=_var_names(ns.vars),
+        carry=not ns.no_carry,
+        returns=_var_names(ns.returns, "--return"),
+        pull=ns.pull,
         outputs=ns.outputs,
         sync_every_seconds=None if sync_every is None else parse_timeout(sync_every, flag="--sync-every"),
         card=bool(ns.card) if not push else _flag(ns.card, d.card),
         allow_no_push=_flag(ns.allow_no_push, d.allow_no_push),
         pin=not _flag(ns.no_pin, not d.pin),
+        volumes=tuple(parse_volume(text) for text in _dedupe((*d.volumes, *(ns.volumes or ())))),
         yes=_flag(ns.yes, d.auto_confirm),
         detach=bool(ns.detach),
         dry_run=bool(ns.dry_run),
+        schedule=ns.schedule.strip() if ns.schedule and ns.schedule.strip() else None,
+        cancel_if_idle_s=None if ns.cancel_if_idle is None else parse_timeout(ns.cancel_if_idle,
+                                                                              flag="--cancel-if-idle"),
     )
     _check_rules(spec, ns)
     return spec
@@ -342,27 +462,48 @@ def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: 
     return secrets
 
 
-def _var_names(value: str | None) -> tuple[str, ...]:
+def return_names(value: str | None) -> tuple[str, ...]:
+    """`--return a,b` -> ("a", "b"), checked."""
+    return _var_names(value, "--return")
+
+
+def _var_names(value: str | None, flag: str = "--vars") -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     for name in names:
         if not name.isidentifier() or keyword.iskeyword(name):
-            raise FlagError("--vars",
-                            f"--vars {value!r}: {name!r} is not a Python variable name; e.g. --vars lr,epochs")
+            raise FlagError(flag, f"{flag} {value!r}: {name!r} is not a Python variable name; e.g. {flag} lr,epochs")
     return _dedupe(names)
 
 
 def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
     """The rules that involve more than one flag, or a value argparse cannot check."""
-    if spec.push and "://" in spec.push and spec.push_kind not in PUSH_SCHEMES:
-        raise FlagError("--push", f"--push {spec.push!r}: expected a Hub repo id (user/name), s3://bucket/prefix or "
-                                  "gs://bucket/prefix")
+    if spec.push and "://" in spec.push and spec.push_kind not in (*PUSH_SCHEMES, "bucket"):
+        raise FlagError("--push", f"--push {spec.push!r}: expected a Hub repo id (user/name), "
+                                  "hf://buckets/user/name[/prefix], s3://bucket/prefix or gs://bucket/prefix")
     if spec.outputs and not spec.push:
-        raise FlagError("--outputs",
-                        "--outputs needs a place to push them: add --push user/repo (or s3://..., gs://...)")
+        raise FlagError("--outputs", "--outputs needs a place to push them: add --push user/repo "
+                                     "(or hf://buckets/..., s3://..., gs://...)")
     if spec.sync_every_seconds and not spec.outputs:
         raise FlagError("--sync-every", "--sync-every pushes the --outputs folder: add --outputs DIR")
+    if spec.pull and not spec.outputs:
+        raise FlagError("--pull", "--pull downloads what --outputs pushed: add --outputs DIR --push TARGET")
+    if spec.returns and not spec.passes_token:
+        raise FlagError("--return", "--return uploads the values with the job's HF_TOKEN: drop --no-token")
+    if (spec.returns or spec.pull) and spec.schedule:
+        raise FlagError("--return" if spec.returns else "--pull",
+                        "--return and --pull need the notebook to follow the job; a --schedule cell's runs are not "
+                        "followed: drop one of them")
+    if spec.returns and spec.detach:
+        raise FlagError("--return", "--return sets variables when the job completes, --detach does not wait: "
+                                    "keep one of them (or use %hfjob_attach JOB --return NAMES later)")
+    _check_bucket_rules(spec, ns)
     if spec.card and not spec.push:
         raise FlagError("--card", "--card writes a card to the push target: add --push user/repo")
+    if spec.schedule and spec.cancel_if_idle_s:
+        raise FlagError("--cancel-if-idle", "--cancel-if-idle needs the notebook to follow the job; a --schedule "
+                                            "cell's runs are not followed: drop one of them")
+    if spec.schedule and spec.detach:
+        raise FlagError("--detach", "--schedule already returns at once (nothing runs now): drop --detach")
     if spec.detach and spec.dry_run:
         raise FlagError("--detach", "--detach and --dry-run conflict: a dry run submits nothing to detach from")
     if spec.python and not _PYTHON_VERSION.match(spec.python):
@@ -371,6 +512,28 @@ def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
         raise FlagError("--name", "--name and --label name=... both name the job: keep one of them")
     if ns.name is not None and not ns.name.strip():
         raise FlagError("--name", "--name is empty: give the job a name or drop the flag")
+
+
+def _check_bucket_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
+    """An HF bucket push target, the --outputs folder mounted from it, and the --volume mount paths."""
+    if spec.push_kind == "bucket" and spec.push:
+        bucket_parts(spec.push)
+        if ns.repo_type:
+            raise FlagError("--repo-type",
+                            "--repo-type is for Hub repos; an hf://buckets/... target has no repo type: drop it")
+    outputs = spec.outputs_mount
+    if outputs is not None:
+        if spec.sync_every_seconds:
+            raise FlagError("--sync-every", "--sync-every is not needed with a bucket: --outputs is the bucket, "
+                                            "mounted in the job, so every file is in it as soon as it is written; "
+                                            "drop --sync-every")
+        if outputs.mount_path == "/" or ".." in spec.outputs.split("/"):  # type: ignore[union-attr]
+            raise FlagError("--outputs", f"--outputs {spec.outputs!r}: with a bucket, the folder is mounted in the "
+                                         "job; name a folder below the working dir, e.g. --outputs out")
+    paths = [v.mount_path for v in spec.job_volumes]
+    for path in dict.fromkeys(p for p in paths if paths.count(p) > 1):
+        clash = "--outputs and a --volume" if outputs and path == outputs.mount_path else "two --volume flags"
+        raise FlagError("--volume", f"{clash} both mount at {path}: give each volume its own mount path")
 
 
 def read_pyproject_defaults(folder: Path | str) -> dict[str, Any]:

@@ -14,11 +14,12 @@ import tokenize
 from pathlib import Path
 
 from hfjobs_magic.cell import persist
-from hfjobs_magic.cell.spec import JobSpec
+from hfjobs_magic.cell.spec import JOB_WORKDIR, JobSpec
 
 INDENT = "    "
 CLIENT_IMPORTS = {
     "hub": "import huggingface_hub  # the wrapper pushes with it",
+    "bucket": "import huggingface_hub  # the wrapper uploads with it where the bucket is not mounted",
     "s3": "import boto3  # the wrapper pushes with it",
     "gs": "from google.cloud import storage  # the wrapper pushes with it",
 }
@@ -59,6 +60,14 @@ def wrap_body(body: str, spec: JobSpec, *, notebook: str | None, cell: str) -> s
 
 
 def _explanation(spec: JobSpec) -> str:
+    if spec.outputs_mount is not None:
+        return "\n".join([
+            f"# --outputs {spec.outputs} --push {spec.push}: the bucket is mounted in the job at "
+            f"{spec.outputs_mount.mount_path}",
+            "# (a volume), so every file the cell writes there is in the bucket at once, even if the job is killed.",
+            "# The wrapper (hfjobs_magic/cell/persist.py, in a namespace of its own) runs the cell where the",
+            "# folder is the mount and writes the card; run without the mount, it uploads the folder at the end.",
+        ])
     every = f", and every {spec.sync_every_seconds} s while it runs" if spec.sync_every_seconds else ""
     return "\n".join([
         f"# --outputs {spec.outputs} --push {spec.push}: the cell runs inside a wrapper that pushes the folder when",
@@ -71,6 +80,9 @@ def _arguments(spec: JobSpec, notebook: str | None, cell: str) -> str:
     card = {"flavor": spec.flavor, "notebook": notebook or "", "cell": cell_hash(cell)} if spec.card else None
     values = {"folder": spec.outputs, "target": spec.push, "repo_type": spec.repo_type or "model",
               "every_s": spec.sync_every_seconds, "card": card}
+    if (mount := spec.outputs_mount) is not None:
+        relative = not (spec.outputs or "").startswith("/")
+        values |= {"mount": mount.mount_path, "workdir": JOB_WORKDIR if relative else None}
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 

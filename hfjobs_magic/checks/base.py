@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hfjobs_magic.cell.scan import CellScan, Push
 from hfjobs_magic.checkresult import CHECK_IDS, FAIL, OK, SKIP, WARN, CheckResult
+from hfjobs_magic.checks.buckets import BucketUse
 from hfjobs_magic.checks.lookups import DEADLINE_S, Lookups
 from hfjobs_magic.checks.targets import Account, Target, Verdict
 
@@ -55,6 +56,7 @@ class Facts:
     targets: list[Target]
     found: Lookups
     account: Account | None
+    buckets: dict[str, list[BucketUse]] = field(default_factory=dict)  # HF bucket id -> where the job uses it
 
     @property
     def spec(self) -> JobSpec:
@@ -66,7 +68,9 @@ class Facts:
 
     @property
     def pushes_to_hub(self) -> bool:
-        return bool(self.hub_pushes) or self.spec.push_kind == "hub"
+        """The job writes to the Hub (a repo or an HF bucket), so it needs HF_TOKEN."""
+        to_buckets = self.spec.push_kind == "bucket" or any(p.kind == "bucket" for p in self.scan.saves)
+        return bool(self.hub_pushes) or self.spec.push_kind == "hub" or to_buckets
 
     def line(self, body_line: int) -> int:
         return self.lines.get(body_line, body_line + self.ctx.first_line - 1)

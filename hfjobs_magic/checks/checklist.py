@@ -29,6 +29,7 @@ from hfjobs_magic.checks.base import (
     Facts,
     result,
 )
+from hfjobs_magic.checks.buckets import bucket_verdict, collect_buckets, repo_volume_verdict, repo_volumes, written
 from hfjobs_magic.checks.code import check_dependencies, check_script, check_variables
 from hfjobs_magic.checks.credentials import secret_findings
 from hfjobs_magic.checks.lookups import Answer, Lookups, gather
@@ -47,6 +48,7 @@ from hfjobs_magic.remote import hardware
 from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, worst_case_cost
 
 if TYPE_CHECKING:
+    from hfjobs_magic.cell.script import Carrier
     from hfjobs_magic.cell.spec import JobSpec
     from hfjobs_magic.remote.hub import HubClient
 
@@ -62,7 +64,7 @@ NO_TOKEN_FIX = "Run `hf auth login` or set HF_TOKEN, then Re-check."
 def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
                 variables: Mapping[str, Any] | None = None, notebook: str | None = None,
                 notebook_dir: Path | None = None, max_cost_usd: float | None = None,
-                first_line: int = 1) -> CheckContext:
+                first_line: int = 1, carrier: Carrier | None = None) -> CheckContext:
     """Build the script and the context; a cell that cannot become a script is reported, not raised.
 
     `first_line` is the number of the cell body's first line where the user reads it (2 under %%hfjob).
@@ -75,7 +77,7 @@ def context_for(cell: str, spec: JobSpec, *, client: HubClient | None = None,
     shown = variables if variables is not None else dict.fromkeys(spec.vars)
     script, error = None, None
     try:
-        script = build_script(cell, spec, variables=shown, notebook=notebook, first_line=first_line)
+        script = build_script(cell, spec, variables=shown, notebook=notebook, first_line=first_line, carrier=carrier)
     except UsageError as err:
         error = str(err)
     folder = notebook_dir or (Path(notebook).parent if notebook else Path.cwd())
@@ -89,9 +91,11 @@ def collect_facts(ctx: CheckContext) -> Facts:
     lines = {b: c + ctx.first_line - 1 for b, c in line_mapper(ctx.cell, body).items()}
     targets = collect_targets(ctx.spec, found_scan, lines)
     queries = [q for t in targets if _checkable(t) for q in t.lookups()]
+    queries += [(v.source, v.type) for v in repo_volumes(ctx.spec)]
     buckets = [ctx.spec.push] if ctx.spec.push and ctx.spec.push_kind in ("s3", "gs") else []
-    found = gather(ctx.client, queries, ctx.deadline_s, buckets=buckets)
-    return Facts(ctx, found_scan, lines, targets, found, _account(found))
+    hf_buckets = collect_buckets(ctx.spec, found_scan, lines)
+    found = gather(ctx.client, queries, ctx.deadline_s, buckets=buckets, hf_buckets=list(hf_buckets))
+    return Facts(ctx, found_scan, lines, targets, found, _account(found), hf_buckets)
 
 
 def _account(found: Lookups) -> Account | None:
@@ -132,6 +136,7 @@ def _token_rights(f: Facts, account: Account) -> CheckResult:
     role = {"read": "read-only", "write": "write", "fineGrained": "fine-grained"}.get(account.role or "", "unknown")
     problems = [f"{p} ({t.repo_id})" for t in f.targets if t.namespace
                 and (p := account.token_problem(t.namespace, t.repo_id))]
+    problems += [f"{p} (bucket {b})" for b in written(f.buckets) if (p := account.token_problem(b.split("/")[0], b))]
     if account.role == "read" and f.pushes_to_hub and not problems:
         problems = ["your token is read-only (the cell pushes to the Hub)"]
     fix = ("Create a write token (or give this one repo.write) at https://huggingface.co/settings/tokens "
@@ -172,6 +177,8 @@ def check_push_target(f: Facts) -> CheckResult:
     if (orphan := _orphan_push_flag(f)) is not None:
         verdicts.append(orphan)
     verdicts += [_bucket_verdict(url, answer) for url, answer in f.found.buckets.items()]
+    verdicts += [bucket_verdict(b, f.buckets[b], f.account, f.found.whoami, f.found.hf_buckets[b])
+                 for b in written(f.buckets)]
     if verdicts:
         return result("push_target", worst(verdicts) if len(verdicts) > 1 else verdicts[0])
     others = sorted({p.kind for p in f.scan.saves if p.kind != "hub"} | ({f.spec.push_kind} - {None, "hub"}))
@@ -224,8 +231,12 @@ def _orphan_push_flag(f: Facts) -> Verdict | None:
 
 def check_persistence(f: Facts) -> CheckResult:
     """Something in the job saves its results outside the container, which is deleted when it ends."""
-    ways = [f"--outputs {f.spec.outputs} is pushed to {f.spec.push}"] if f.spec.outputs and f.spec.push else []
+    ways = _outputs_way(f)
+    ways += [f"--volume {v.text} keeps what the job writes under {v.mount_path}" for v in f.spec.volumes
+             if v.type == "bucket" and not v.read_only]
     ways += [_saving(p, f) for p in f.scan.saves]
+    if f.spec.returns:
+        ways.append(f"--return {','.join(f.spec.returns)} comes back to this notebook")
     if ways:
         more = f" (and {len(ways) - 3} more)" if len(ways) > 3 else ""
         return CheckResult("persistence", OK, "results leave the job: " + "; ".join(ways[:3]) + more)
@@ -240,9 +251,17 @@ def check_persistence(f: Facts) -> CheckResult:
     return CheckResult("persistence", FAIL, message, _persistence_fix(f))
 
 
+def _outputs_way(f: Facts) -> list[str]:
+    if f.spec.outputs_mount is not None:
+        return [f"--outputs {f.spec.outputs} is the bucket {f.spec.push}, mounted in the job (kept even if the job "
+                "is killed)"]
+    return [f"--outputs {f.spec.outputs} is pushed to {f.spec.push}"] if f.spec.outputs and f.spec.push else []
+
+
 def _saving(push: Push, f: Facts) -> str:
     where = f"{push.call} (line {f.line(push.line)})"
-    places = {"s3": "S3", "gcs": "Google Cloud Storage", "http": "an HTTP endpoint"}
+    places = {"s3": "S3", "gcs": "Google Cloud Storage", "http": "an HTTP endpoint",
+              "bucket": f"bucket {push.repo_id}" if push.repo_id else "an HF bucket"}
     if push.kind != "hub":
         return f"{where} writes to {places[push.kind]}"
     return f"{where} pushes to {push.repo_id}" if push.repo_id else f"{where} pushes to the Hub"
@@ -332,6 +351,23 @@ def human_duration(seconds: int) -> str:
 # -- script, dependencies, variables ----------------------------------------------------------------------
 
 
+def check_script_and_volumes(f: Facts) -> CheckResult:
+    """The script check, and the read-only volumes (repos and buckets): they must exist to be mounted."""
+    script = check_script(f)
+    verdicts = [repo_volume_verdict(v, f.found.repos.get((v.source, v.type), Answer(failure="not asked")))
+                for v in repo_volumes(f.spec)]
+    verdicts += [bucket_verdict(b, uses, f.account, f.found.whoami, f.found.hf_buckets[b])
+                 for b, uses in f.buckets.items() if b not in written(f.buckets)]
+    if not verdicts:
+        return script
+    volumes = worst(verdicts)
+    if volumes.status == OK and script.status == OK:
+        mounted = "; ".join(v.message for v in verdicts)
+        return CheckResult("script", OK, f"{script.message}; {mounted}")
+    merged = worst([Verdict(script.status, script.message, script.fix), volumes])
+    return result("script", merged)
+
+
 # -- running them ---------------------------------------------------------------------------------------------
 
 CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
@@ -341,7 +377,7 @@ CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
     ("persistence", check_persistence),
     ("flavor", check_flavor),
     ("timeout", check_timeout),
-    ("script", check_script),
+    ("script", check_script_and_volumes),
     ("dependencies", check_dependencies),
     ("variables", check_variables),
 )
@@ -352,7 +388,8 @@ CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
 FLAG_CHECKS = {"--timeout": "timeout", "--flavor": "flavor", "--push": "push_target", "--repo-type": "push_target",
                "--card": "push_target", "--outputs": "persistence", "--sync-every": "persistence",
                "--secrets": "secrets", "--no-token": "token", "--namespace": "token", "--vars": "variables",
-               "--with": "dependencies", "--python": "dependencies"}
+               "--with": "dependencies", "--python": "dependencies", "--return": "persistence",
+               "--pull": "persistence", "--cancel-if-idle": "timeout"}
 LINE_FIX = "Fix the flags (see %%hfjob? for every flag)."
 
 
@@ -366,9 +403,12 @@ def line_error_results(err: Exception) -> list[CheckResult]:
 
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
-    """Every check, in the order of CHECK_IDS; the Hub is asked once, in parallel."""
+    """Every check, in the order of CHECK_IDS (then `schedule` for a --schedule cell); the Hub is asked once."""
+    from hfjobs_magic.checks.schedule import check_schedule
+
     facts = collect_facts(ctx)
-    return [_masked(_safely(check_id, check, facts)) for check_id, check in CHECKS]
+    checks = CHECKS + ((("schedule", check_schedule),) if ctx.spec.schedule else ())
+    return [_masked(_safely(check_id, check, facts)) for check_id, check in checks]
 
 
 def _masked(result: CheckResult) -> CheckResult:

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cell.names import undefined_names
+from hfjobs_magic.cell.names import IPYTHON_NAMES
 from hfjobs_magic.checks.base import FAIL, OK, SKIP, WARN, CheckResult, Facts, result
 from hfjobs_magic.checks.targets import Verdict, worst
 
 if TYPE_CHECKING:
+    from hfjobs_magic.cell.carry import Carry
     from hfjobs_magic.cell.script import JobScript
 
 
@@ -80,47 +81,82 @@ def _is_local_module(folder: Path, name: str) -> bool:
 
 
 def check_variables(f: Facts) -> CheckResult:
-    """Names the cell reads but never defines: send them with --vars, or define them."""
+    """Names the cell reads but never defines: carried from the notebook, sent with --vars, or missing."""
     ctx = f.ctx
-    if ctx.variables is None:
-        return CheckResult("variables", SKIP, "needs a running kernel; checked when the cell runs")
     if ctx.build_error and ctx.build_error.startswith("--vars"):
         return CheckResult("variables", FAIL, ctx.build_error, "Fix --vars, then run the cell again.")
-    if ctx.script is None:
+    script = ctx.script
+    if ctx.variables is None and (script is None or script.carry is None):
+        return CheckResult("variables", SKIP, "needs a running kernel; checked when the cell runs")
+    if script is None:
         return CheckResult("variables", WARN, "not checked: the cell could not become a script", "")
-    found = _undefined(f, ctx.script, ctx.variables)
+    if ctx.variables is None:
+        return _static_variables(f, script)
+    found = _undefined(f, script, ctx.variables) + _refusals(script.carry)
     if found:
         return result("variables", worst(found))
-    sent = f"; sent with --vars: {', '.join(f.spec.vars)}" if f.spec.vars else ""
-    return CheckResult("variables", OK, f"every name the cell reads is defined in it{sent}")
+    return CheckResult("variables", OK, "every name the cell reads is defined in it" + _carried(f, script))
+
+
+def _carried(f: Facts, script: JobScript) -> str:
+    carried = f"; carried: {script.carry.summary()}" if script.carry and script.carry.blocks else ""
+    return carried + (f"; sent with --vars: {', '.join(f.spec.vars)}" if f.spec.vars else "")
+
+
+def _refusals(carry: Carry | None) -> list[Verdict]:
+    """What cannot travel, each by name with what to do; and names carried code reads that exist nowhere."""
+    if carry is None:
+        return []
+    found = [Verdict(FAIL, r.why, r.fix) for r in carry.refused]
+    if carry.nowhere:
+        found.append(Verdict(WARN, f"carried code reads {', '.join(carry.nowhere)}, defined nowhere in the "
+                             "notebook: calling it in the job would raise NameError",
+                             "Define it in a cell above, or in the job cell."))
+    return found
+
+
+def _static_variables(f: Facts, script: JobScript) -> CheckResult:
+    """Without a kernel: the carry read from the cells above; what only running them tells is a skip."""
+    carry = script.carry
+    assert carry is not None
+    kernel_only = [n for n in script.free_names if n in carry.kernel_only]
+    nowhere = [f"{n} (line {f.line(line)})" for n, line in script.free_names.items() if n not in carry.kernel_only]
+    found = _refusals(carry)
+    if nowhere:
+        found.append(Verdict(WARN, f"the cell uses {', '.join(nowhere)}, defined in no cell above it",
+                             "Define or import it in the cell, or in a cell above."))
+    if found:
+        return result("variables", worst(found))
+    carried = _carried(f, script).removeprefix("; ")
+    if kernel_only:
+        return CheckResult("variables", SKIP, f"{carried + '; ' if carried else ''}known only to a running kernel: "
+                           f"{', '.join(kernel_only)}; checked when the cell runs")
+    return CheckResult("variables", OK, f"every name the cell reads is defined in it{_carried(f, script)}")
 
 
 def _undefined(f: Facts, script: JobScript, variables: Mapping[str, Any]) -> list[Verdict]:
     """Names the job's script reads and never binds: in the kernel (send them) or nowhere (NameError)."""
-    missing = undefined_names(script.text)  # the whole script: --vars and the prologue bind names too
-    first_use = undefined_names(script.body)
-    shown = {n: f"{n} (line {f.line(first_use.get(n, 0))})" for n in missing}
+    refused = {r.name for r in script.carry.refused} if script.carry else set()
+    missing = [n for n in script.free_names if n not in refused]
+    shown = {n: f"{n} (line {f.line(script.free_names[n])})" for n in missing}
     kinds = {n: _kernel_kind(n, variables) for n in missing}
+    uncarried = ", or drop --no-carry" if not f.spec.carry else ""
     found = []
     if sendable := [n for n in missing if kinds[n] == "value"]:
         send = ",".join(dict.fromkeys([*f.spec.vars, *sendable]))
         found.append(Verdict(FAIL, f"the cell uses {', '.join(shown[n] for n in sendable)}, defined in the "
-                             "notebook but not sent to the job", f"Add --vars {send}."))
+                             "notebook but not sent to the job", f"Add --vars {send}{uncarried}."))
     if modules := [n for n in missing if kinds[n] == "module"]:
         imports = "; ".join(_import_line(n, variables[n]) for n in modules)
         found.append(Verdict(FAIL, f"the cell uses {', '.join(shown[n] for n in modules)}, imported in the "
                              "notebook but not in the cell", f"Import it in the cell: {imports}."))
     if others := [n for n in missing if kinds[n] == "object"]:
         found.append(Verdict(FAIL, f"the cell uses {', '.join(shown[n] for n in others)}, defined in the notebook; "
-                             "--vars can only send plain values", "Define it in the cell (or push the object to "
-                             "the Hub and load it in the cell)."))
+                             "--vars can only send plain values", f"Define it in the cell{uncarried}."))
     if nowhere := [n for n in missing if kinds[n] == "nowhere"]:
         found.append(Verdict(FAIL, f"{', '.join(shown[n] for n in nowhere)}: defined nowhere, so the job would "
                              "raise NameError", "Define or import it in the cell."))
     return found
-
-
-IPYTHON_NAMES = frozenset({"In", "Out", "_ih", "_oh", "_dh", "_", "__", "___", "_i", "_ii", "_iii", "exit", "quit"})
 
 
 def _kernel_kind(name: str, variables: Mapping[str, Any]) -> str:

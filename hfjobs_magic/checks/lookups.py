@@ -1,6 +1,7 @@
 """The checklist's Hub look-ups: all at once, under one shared deadline, every failure said out loud.
 
-whoami, the hardware list and one `repo_info` per push target run on daemon threads
+whoami, the hardware list, one `repo_info` per push target or repo volume and one `bucket_info` per
+HF bucket run on daemon threads
 (a look-up that hangs must not hold the kernel or the interpreter's exit), so the
 checklist costs about one round trip, not one per look-up. A look-up that cannot be
 made comes back as an `Answer` with a `failure`, which the checks turn into a warn.
@@ -47,30 +48,35 @@ class Lookups:
     hardware: Answer
     repos: dict[tuple[str, str], Answer] = field(default_factory=dict)
     buckets: dict[str, Answer] = field(default_factory=dict)  # S3/GCS push targets: (reachable, what was found)
+    hf_buckets: dict[str, Answer] = field(default_factory=dict)  # HF bucket id -> BucketSummary, or None
     seconds: float = 0.0  # wall time of the whole gathering, for the benchmark
 
 
 def gather(client: HubClient | None, repos: Iterable[tuple[str, str]], deadline_s: float = DEADLINE_S,
-           buckets: Iterable[str] = ()) -> Lookups:
-    """whoami, hardware, every (repo_id, repo_type) and every bucket at once; returns by the deadline."""
+           buckets: Iterable[str] = (), hf_buckets: Iterable[str] = ()) -> Lookups:
+    """whoami, hardware, every (repo_id, repo_type), S3/GCS bucket and HF bucket at once; returns by the deadline."""
     started = time.monotonic()
-    keys, urls = list(dict.fromkeys(repos)), list(dict.fromkeys(buckets))
+    keys, urls, ids = list(dict.fromkeys(repos)), list(dict.fromkeys(buckets)), list(dict.fromkeys(hf_buckets))
     tasks: dict[Hashable, Callable[[], Any]] = {("bucket", u): (lambda u=u: _probe(u)) for u in urls}
     if client is None:
         missing = Answer(failure="no connection to the Hub was set up")
         probed = run_parallel(tasks, deadline_s) if tasks else {}
-        return Lookups(missing, missing, dict.fromkeys(keys, missing), {u: probed[("bucket", u)] for u in urls})
+        return Lookups(missing, missing, dict.fromkeys(keys, missing), {u: probed[("bucket", u)] for u in urls},
+                       dict.fromkeys(ids, missing))
     tasks["hardware"] = client.hardware
     if client.token:
         tasks["whoami"] = client.whoami
     for repo_id, repo_type in keys:
         tasks[(repo_id, repo_type)] = lambda r=repo_id, t=repo_type: client.repo_info(r, t)
+    for bucket_id in ids:
+        tasks[("hf-bucket", bucket_id)] = lambda b=bucket_id: client.bucket_info(b)
     _ = client.api  # import huggingface_hub.hf_api once, here, not racing in every thread
     answers = run_parallel(tasks, deadline_s, secret=client.token)
     whoami = answers.pop("whoami", Answer(failure=NO_TOKEN))
     hardware = answers.pop("hardware")
     probed = {u: answers[("bucket", u)] for u in urls}
-    return Lookups(whoami, hardware, {k: answers[k] for k in keys}, probed, time.monotonic() - started)
+    return Lookups(whoami, hardware, {k: answers[k] for k in keys}, probed,
+                   {b: answers[("hf-bucket", b)] for b in ids}, time.monotonic() - started)
 
 
 def _probe(url: str) -> tuple[bool, str]:

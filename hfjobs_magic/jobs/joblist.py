@@ -11,6 +11,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from hfjobs_magic.jobs.history import History
+from hfjobs_magic.jobs.progress import REPLACE, ProgressFolder
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote.hub import LABEL_TOOL, HubClient, hub_errors
 
@@ -74,13 +75,20 @@ def print_jobs(client: HubClient, history: History, namespace: str | None, limit
 
 
 def print_logs(client: HubClient, history: History, job: str, tail: int | None, namespace: str | None) -> None:
+    """A job's log, secrets masked, each progress bar as its last state (as the live view shows it)."""
     if tail is not None and tail <= 0:
         raise UsageError("--tail must be a positive number of lines")
     ref = resolve(client, history, job, namespace)
-    masker = SecretMasker([client.token or ""])
+    masker, folder = SecretMasker([client.token or ""]), ProgressFolder()
+    held: str | None = None  # the last line, printed once we know no progress update replaces it
     with about_job(client, ref, "cannot read the logs of"):
         for line in client.logs(ref.id, ref.namespace, follow=False, tail=tail):
-            print(masker.mask(line))
+            for shown in folder.fold([masker.mask(line)]):
+                if held is not None and not shown.startswith(REPLACE):
+                    print(held)
+                held = shown.removeprefix(REPLACE)
+    if held is not None:
+        print(held)
 
 
 def cancel(client: HubClient, history: History, job: str, namespace: str | None) -> Any:

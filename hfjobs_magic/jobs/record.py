@@ -11,10 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hfjobs_magic.jobs.progress import extend, new_lines
+
 MIME = "application/vnd.hfjob+json"
 FINAL_STAGES = frozenset({"COMPLETED", "CANCELED", "ERROR", "DELETED"})
 TAIL_LINES = 40
 MAX_LINE_CHARS = 400
+URL_TARGETS = ("s3", "gs", "bucket")  # targets named by their URL
+BUCKET_URL = "hf://buckets/"
+QUEUE_NOTICE, IDLE_NOTICE = "queue_wait", "idle_gpu"  # the kinds of the record's `notices`
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -31,13 +36,25 @@ def unpushed(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in targets if t.get("declared", True) and t.get("checked") and not t.get("commits")]
 
 
+def cell_error(tail: list[str]) -> str | None:
+    """"ValueError: boom (%%hfjob cell, line 3)": the exception a job's traceback ended with, and where
+    in the notebook it was raised (the last `File "%%hfjob cell..."` frame), read from its log tail."""
+    frames = [i for i, line in enumerate(tail) if line.lstrip().startswith('File "%%hfjob cell')]
+    if not frames:
+        return None
+    frame = tail[frames[-1]].strip()
+    where = frame[len('File "'):].replace('", line', ", line").split(", in ")[0]
+    after = [line for line in tail[frames[-1] + 1:] if line.strip() and not line.startswith((" ", "\t", "^"))]
+    return f"{after[0].strip()} ({where})" if after else None
+
+
 @dataclass
 class PushTarget:
     """A declared push target. `verified` only ever comes from the storage itself (the watcher asks it);
     `reported` and `failure` are what the job's --outputs wrapper said, shown but never trusted."""
 
-    repo_id: str  # a Hub repo id, or the URL for S3/GCS
-    repo_type: str = "model"  # "model", "dataset", "space", or "s3"/"gs"
+    repo_id: str  # a Hub repo id, or the URL for S3/GCS and HF buckets (hf://buckets/ns/name/prefix)
+    repo_type: str = "model"  # "model", "dataset", "space", "bucket", or "s3"/"gs"
     commits: list[dict[str, str]] = field(default_factory=list)  # {"oid", "title", "date"}; objects for S3/GCS
     verified: bool = False
     checked: bool = False  # the storage answered at least once
@@ -49,7 +66,13 @@ class PushTarget:
     @property
     def where(self) -> str:
         """How the wrapper names it in its log lines: "dataset alice/run", or the URL."""
-        return self.repo_id if self.repo_type in ("s3", "gs") else f"{self.repo_type} {self.repo_id}"
+        return self.repo_id if self.repo_type in URL_TARGETS else f"{self.repo_type} {self.repo_id}"
+
+    @property
+    def bucket(self) -> tuple[str, str]:
+        """An HF bucket target's (bucket id, prefix): `hf://buckets/ns/name/a/b` -> ("ns/name", "a/b")."""
+        parts = [p for p in self.repo_id.removeprefix(BUCKET_URL).split("/") if p]
+        return "/".join(parts[:2]), "/".join(parts[2:])
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -80,8 +103,14 @@ class JobRecord:
     notebook: str | None = None
     cell: str | None = None
     push: list[PushTarget] = field(default_factory=list)
+    returns: list[dict[str, Any]] = field(default_factory=list)  # {"name", "type", "bytes"} set in the kernel
+    pulled: str | None = None  # the one-line summary of --pull
     tail_lines: int = TAIL_LINES
     log_lines_seen: int = 0
+    metrics: dict[str, Any] | None = None  # jobs.metrics.MetricsState.as_json(): latest, peak, idle_gpu_s
+    notices: dict[str, str] = field(default_factory=dict)  # kind -> text (jobs.guards): a long queue, an idle GPU
+    ended_because: str | None = None  # why we cancelled it ourselves (--cancel-if-idle): its message once CANCELED
+    schedule: dict[str, Any] | None = None  # a --schedule cell: {"id", "schedule", "next_runs"}
     _tail: deque[str] = field(default_factory=deque, repr=False)
 
     @property
@@ -89,10 +118,13 @@ class JobRecord:
         return self.stage in FINAL_STAGES
 
     def add_lines(self, lines: list[str]) -> None:
-        """Keep only the last `tail_lines` lines, each cut to a sane length."""
-        self.log_lines_seen += len(lines)
-        for line in lines[-self.tail_lines :]:
-            self._tail.append(line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…")
+        """Keep only the last `tail_lines` lines, each cut to a sane length.
+
+        A line starting with `\r` (a progress bar's next state, see `jobs.progress`) overwrites the last one.
+        """
+        self.log_lines_seen += new_lines(lines)
+        extend(self._tail, [line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…"
+                            for line in lines[-self.tail_lines :]])
         while len(self._tail) > self.tail_lines:
             self._tail.popleft()
 
@@ -129,6 +161,9 @@ class JobRecord:
             "notebook": self.notebook,
             "cell": self.cell,
             "push": [p.as_json() for p in self.push],
+            "returns": list(self.returns),
+            "pulled": self.pulled,
             "log_lines": self.log_lines_seen,
             "log_tail": self.log_tail,
-        }
+            "notices": [{"kind": kind, "text": text} for kind, text in self.notices.items()],
+        } | ({"metrics": self.metrics} if self.metrics else {}) | ({"schedule": self.schedule} if self.schedule else {})

@@ -12,14 +12,17 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from hfjobs_magic.jobs.record import JobRecord, PushTarget
+from hfjobs_magic.jobs.guards import Guards, idle_cancel_reason, is_gpu_flavor, notices
+from hfjobs_magic.jobs.metrics import MetricsReader, MetricsState
+from hfjobs_magic.jobs.progress import ProgressFolder, merge
+from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
-from hfjobs_magic.remote.hub import HubClient, is_transient
+from hfjobs_magic.remote.hub import HubClient, error_line, is_transient
 
 _END = object()  # the log reader is done
 _FOLLOWED = object()  # the followed stream ended (the job is final): ask for the stage now, not at the next tick
@@ -36,6 +39,7 @@ class Update:
     record: dict[str, Any]
     lines: list[str] = field(default_factory=list)
     final: bool = False
+    series: dict[str, list[float]] = field(default_factory=dict)  # recent metrics per name, for sparklines
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Pacing:
     poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes
     poll_max: float = 30.0  # cheap for hours: the end of the log stream and the first line trigger a poll at once
     push_every: float = 15.0  # how often pushes are re-verified while the job runs
-    log_grace: float = 15.0  # after a final stage, how long to wait for the log stream to drain
+    log_grace: float = 15.0  # after a final stage, how long the log stream may stay silent before we stop reading
     max_batch: int = 5000  # lines taken from the queue per round
 
 
@@ -113,14 +117,23 @@ class JobWatch:
         secrets: list[str] | tuple[str, ...] = (),
         pacing: Pacing | None = None,
         follow_logs: bool = True,
+        guards: Guards | None = None,
     ) -> None:
         self.client, self.record, self.on_update = client, record, on_update
         self.masker = SecretMasker(secrets)
+        self.progress = ProgressFolder()
         self.pacing = pacing or Pacing()
         self.stop_event = threading.Event()
         self._lines: queue.Queue = queue.Queue()
         self._reader = LogReader(client, record.id, record.namespace, self._lines, self.stop_event, follow_logs)
         self._thread = threading.Thread(target=self._run, name=f"hfjob-watch-{record.id[:8]}", daemon=True)
+        self.guards = guards or Guards()
+        self.metrics = MetricsState()
+        self._metrics_reader = MetricsReader(client, record.id, record.namespace, self.metrics, self.stop_event) \
+            if follow_logs else None
+        self._metrics_seen = 0
+        self._cancel_failed: str | None = None  # why --cancel-if-idle could not cancel, shown as a notice
+        self._gpu = is_gpu_flavor(record.flavor, client.known_hardware())
         self.error: BaseException | None = None
         self._leftover: list[str] = []
         self._verified_final = False  # pushes were verified once the job was final
@@ -128,6 +141,8 @@ class JobWatch:
     # -- control ----------------------------------------------------------------------
     def start(self) -> JobWatch:
         self._reader.start()
+        if self._metrics_reader is not None:
+            self._metrics_reader.start()
         self._thread.start()
         return self
 
@@ -154,7 +169,14 @@ class JobWatch:
             if not self._verified_final:
                 self._verify_pushes()
             lines = self._drain()
-            self.on_update(Update(self.record.as_json(), lines, final=True))
+            self._say_cell_error()
+            self.on_update(self._update(lines, final=True))
+
+    def _say_cell_error(self) -> None:
+        """A failed job's message starts with the error its cell raised and where, as the notebook numbers it."""
+        error = cell_error(self.record.log_tail) if self.record.stage == "ERROR" else None
+        if error and error not in (self.record.message or ""):
+            self.record.message = error + (f"; {self.record.message}" if self.record.message else "")
 
     def _loop(self) -> None:
         """Poll the stage with backoff; a stream that ends or starts talking triggers a poll at once, and a
@@ -163,7 +185,7 @@ class JobWatch:
         poll_gap, next_poll, next_push, next_emit = p.poll_first, 0.0, time.monotonic() + p.push_every, 0.0
         pending: list[str] = []
         final_since: float | None = None
-        reader_done, dirty, last_emit, heard = False, False, 0.0, False
+        reader_done, dirty, last_emit, last_line_at, heard = False, False, 0.0, 0.0, False
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_poll:
@@ -176,23 +198,53 @@ class JobWatch:
                     final_since = now
                     self._verify_pushes()
                     self._verified_final = True
-            if final_since is not None and (reader_done or now - final_since > p.log_grace):
+            # After the final stage, read the log to its end; give up only once it has been silent for log_grace.
+            if final_since is not None and (reader_done or now - max(final_since, last_line_at) > p.log_grace):
                 break
             if now >= next_push and self.record.push:
                 self._verify_pushes()
                 next_push = now + p.push_every
-            timeout = max(0.01, min(next_poll, next_emit if pending else next_poll) - time.monotonic())
+            timeout = max(0.01, min(next_poll, next_emit if pending else next_poll, now + 1.0) - time.monotonic())
             batch, reader_done, ask_now = self._take(timeout, reader_done)
             first_lines = bool(batch) and not heard  # a job that talks has started: say RUNNING now
             heard |= bool(batch)
             if (ask_now and final_since is None) or (first_lines and self.record.stage == "SCHEDULING"):
                 next_poll = time.monotonic()
-            pending += batch
+            pending = merge(pending, batch)
+            dirty |= self._operate()
             now = time.monotonic()
+            last_line_at = now if batch else last_line_at
             if (pending or dirty or now - last_emit >= p.heartbeat) and now >= next_emit:
-                self.on_update(Update(self.record.as_json(), pending))
+                self.on_update(self._update(pending))
                 pending, dirty, last_emit, next_emit = [], False, now, now + p.emit_every
         self._leftover = pending
+
+    def _update(self, lines: list[str], final: bool = False) -> Update:
+        series = self.metrics.series() if self.record.metrics else {}
+        return Update(self.record.as_json(), lines, final=final, series=series)
+
+    def _operate(self) -> bool:
+        """Metrics into the record, the notices, and --cancel-if-idle; True when the views should hear of it."""
+        changed = self.metrics.version != self._metrics_seen
+        if changed:
+            self._metrics_seen = self.metrics.version
+            self.record.metrics = self.metrics.as_json()
+        found = notices(self.record, self.guards, self._gpu)
+        if self._cancel_failed and not self.record.final:
+            found[IDLE_NOTICE] = self._cancel_failed
+        changed |= found != self.record.notices
+        self.record.notices = found
+        reason = idle_cancel_reason(self.record, self.guards.cancel_if_idle_s) if self._gpu else None
+        if reason and not self.record.ended_because:
+            self.record.ended_because = reason
+            try:
+                self.client.cancel(self.record.id, self.record.namespace)
+            except Exception as err:  # say so, and do not try again every second
+                self.record.ended_because, self.guards = None, replace(self.guards, cancel_if_idle_s=None)
+                detail = error_line(err)
+                self._cancel_failed = f"--cancel-if-idle could not cancel the idle job ({detail}): cancel it yourself"
+            changed = True
+        return changed
 
     def _take(self, timeout: float, reader_done: bool) -> tuple[list[str], bool, bool]:
         """Lines waiting in the queue (masked and recorded), whether the reader has ended, and whether
@@ -219,8 +271,9 @@ class JobWatch:
         return self._accept(raw), False, ask_now
 
     def _accept(self, raw: list[str]) -> list[str]:
-        """Every line goes this way once: masked, kept in the record's tail, read for push reports."""
-        lines = self.masker.mask_lines(raw)
+        """Every line goes this way once: masked, progress bars folded, kept in the record's tail, read for
+        push reports."""
+        lines = self.progress.fold(self.masker.mask_lines(raw))
         self.record.add_lines(lines)
         note_push_lines(self.record.push, lines)
         return lines
@@ -237,7 +290,7 @@ class JobWatch:
                 raw.append(item)
         lines = self._accept(raw)
         rest, self._leftover = self._leftover, []
-        return rest + lines
+        return merge(rest, lines)
 
     def _poll_stage(self) -> bool:
         """Refresh stage and times from the Hub; True when the stage changed."""
@@ -245,7 +298,7 @@ class JobWatch:
             info = self.client.inspect(self.record.id, self.record.namespace)
         except Exception as err:
             if is_transient(err):  # say so: a silent view during an outage looks like a hung job
-                reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+                reason = error_line(err, 120)
                 self.record.message = f"no answer from the Hub ({reason}); still trying"
                 return False
             raise
@@ -264,7 +317,9 @@ class JobWatch:
             target.checked, target.check_error = True, None
             target.verified = bool(target.commits)
 
-    def _landed(self, target: PushTarget) -> list[dict[str, str]]:
+    def _landed(self, target: PushTarget) -> list[dict[str, Any]]:
+        if target.repo_type == "bucket":
+            return self.client.bucket_files_since(*target.bucket, self.record.created_at)
         if target.repo_type in storage.SCHEMES:
             return storage.objects_since(target.repo_id, self.record.created_at)
         return self.client.commits_since(target.repo_id, target.repo_type, self.record.created_at)
@@ -289,6 +344,8 @@ def apply_job_info(record: JobRecord, info: Any) -> None:
     """Copy the server's view of a job onto our record."""
     record.stage = str(getattr(info.status.stage, "value", info.status.stage))
     record.message = info.status.message
+    if record.ended_because and record.stage == "CANCELED":  # we cancelled it: say why, not just "canceled"
+        record.message = record.ended_because
     record.created_at = info.created_at or record.created_at
     record.started_at = info.started_at or record.started_at
     record.finished_at = info.finished_at

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from hfjobs_magic.remote import hardware
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-    from huggingface_hub._jobs_api import JobInfo
+    from huggingface_hub._jobs_api import JobInfo, ScheduledJobInfo
 
 SUBMIT_LABEL = "hfjob-submit"
 LABEL_TOOL = "hfjobs-magic"  # every job we start carries it, so %hfjob_ps can find them
@@ -49,6 +49,14 @@ class RepoSummary:
 
 
 @dataclass(frozen=True)
+class BucketSummary:
+    """What the checklist needs to know about an existing HF bucket."""
+
+    bucket_id: str
+    private: bool
+
+
+@dataclass(frozen=True)
 class Submission:
     """Everything a job needs; built by the magic from the spec and the script."""
 
@@ -60,6 +68,7 @@ class Submission:
     env: dict[str, str]
     secrets: dict[str, str]
     labels: dict[str, str]
+    volumes: tuple[dict[str, Any], ...] = field(default=())  # keyword arguments of `huggingface_hub.Volume`
 
 
 def is_transient(err: BaseException) -> bool:
@@ -75,6 +84,12 @@ def is_transient(err: BaseException) -> bool:
 
 def status_of(err: BaseException) -> int | None:
     return getattr(getattr(err, "response", None), "status_code", None)
+
+
+def error_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line that says something; huggingface_hub puts "(Request ID: ...)" before the answer."""
+    said = (line.strip() for line in str(err).splitlines())
+    return next((line for line in said if line and not line.startswith("(Request ID:")), type(err).__name__)[:limit]
 
 
 def hub_failure(err: BaseException, endpoint: str) -> str | None:
@@ -209,6 +224,8 @@ class HubClient:
         raise AssertionError("unreachable")
 
     def _run_job(self, sub: Submission, labels: dict[str, str]) -> JobInfo:
+        from huggingface_hub import Volume
+
         return self.api.run_job(
             image=sub.image,
             command=JOB_COMMAND,
@@ -217,6 +234,7 @@ class HubClient:
             flavor=sub.flavor,
             timeout=sub.timeout_seconds,
             labels=labels,
+            volumes=[Volume(**volume) for volume in sub.volumes] or None,
             namespace=sub.namespace,
         )
 
@@ -242,7 +260,59 @@ class HubClient:
     def list_jobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[JobInfo]:
         return list(self.api.list_jobs(namespace=namespace, labels=labels))
 
+    # -- buckets ---------------------------------------------------------------------
+    def upload_to_bucket(self, bucket_id: str, files: list[tuple[bytes, str]]) -> None:
+        """(bytes, path) into the bucket in one batch."""
+        self.api.batch_bucket_files(bucket_id, add=files)
+
+    def bucket_files(self, bucket_id: str, paths: list[str], folder: str) -> dict[str, bytes | None]:
+        """Download `paths` of a bucket into `folder`; each path's bytes, or None when it is not there."""
+        local = {path: os.path.join(folder, f"{i}.bin") for i, path in enumerate(paths)}
+        self.api.download_bucket_files(bucket_id, files=list(local.items()), raise_on_missing_files=False)
+        found: dict[str, bytes | None] = {}
+        for path, where in local.items():
+            try:
+                with open(where, "rb") as handle:
+                    found[path] = handle.read()
+            except FileNotFoundError:
+                found[path] = None
+        return found
+
+    def metrics(self, job_id: str, namespace: str) -> Iterator[dict[str, Any]]:
+        """The job's metrics events, about one a second, until it ends (the client reconnects meanwhile)."""
+        yield from self.api.fetch_job_metrics(job_id=job_id, namespace=namespace, follow=True)
+
+    # -- scheduled jobs ------------------------------------------------------------------
+    def schedule(self, sub: Submission, schedule: str) -> ScheduledJobInfo:
+        """A scheduled job running the same inline script as `submit` would, on `schedule`."""
+        return self.api.create_scheduled_job(
+            image=sub.image,
+            command=JOB_COMMAND,
+            schedule=schedule,
+            env={**sub.env, SCRIPT_ENV: sub.script},
+            secrets=sub.secrets or None,
+            flavor=sub.flavor,
+            timeout=sub.timeout_seconds,
+            labels=sub.labels,
+            namespace=sub.namespace,
+        )
+
+    def scheduled_jobs(self, namespace: str) -> list[ScheduledJobInfo]:
+        return list(self.api.list_scheduled_jobs(namespace=namespace))
+
+    def unschedule(self, scheduled_job_id: str, namespace: str) -> None:
+        self.api.delete_scheduled_job(scheduled_job_id=scheduled_job_id, namespace=namespace)
+
     # -- repos -----------------------------------------------------------------------
+    def download_repo(self, repo_id: str, repo_type: str, folder: str) -> list[str]:
+        """The repo's files into `folder` (`--pull`); their paths in the repo (not the Hub's .gitattributes)."""
+        from huggingface_hub import snapshot_download
+
+        files = [f for f in self.api.list_repo_files(repo_id, repo_type=repo_type) if f != ".gitattributes"]
+        snapshot_download(repo_id, repo_type=repo_type, local_dir=folder, allow_patterns=files,
+                          endpoint=self.endpoint, token=self.token)
+        return files
+
     def repo_info(self, repo_id: str, repo_type: str) -> RepoSummary | None:
         """The repo when it exists and we may see it; None when it does not (or is someone's private one).
 
@@ -285,6 +355,54 @@ class HubClient:
             {"oid": c.commit_id, "title": c.title, "date": c.created_at.isoformat().replace("+00:00", "Z")}
             for c in reversed(fresh)
         ]
+
+
+    # -- buckets ---------------------------------------------------------------------
+    def bucket_info(self, bucket_id: str) -> BucketSummary | None:
+        """The bucket when it exists and we may see it; None when it does not (other failures raise)."""
+        from huggingface_hub.errors import BucketNotFoundError
+
+        try:
+            info = self.api.bucket_info(bucket_id)
+        except BucketNotFoundError:
+            return None
+        return BucketSummary(bucket_id=info.id, private=bool(info.private))
+
+    def ensure_bucket(self, bucket_id: str) -> None:
+        """Create the bucket, private, unless it exists: a volume must exist before the job is created."""
+        self.api.create_bucket(bucket_id, private=True, exist_ok=True)
+
+    def download_bucket_prefix(self, bucket_id: str, prefix: str, folder: str) -> list[str]:
+        """Every file under `prefix` into `folder`, by its path below the prefix (`--pull`); those paths."""
+        from huggingface_hub import BucketFile
+
+        found = [f for f in self.api.list_bucket_tree(bucket_id, prefix=prefix or None, recursive=True)
+                 if isinstance(f, BucketFile)]
+        below = {f.path: f.path[len(prefix):].lstrip("/") if prefix else f.path for f in found}
+        root = os.path.realpath(folder)
+        inside = {p: r for p, r in below.items()
+                  if r and os.path.realpath(os.path.join(root, r)).startswith(root + os.sep)}  # never out of DIR
+        for relative in inside.values():
+            os.makedirs(os.path.dirname(os.path.join(root, relative)), exist_ok=True)
+        self.api.download_bucket_files(bucket_id, files=[(p, os.path.join(root, r)) for p, r in inside.items()])
+        return list(inside.values())
+
+    def bucket_files_since(self, bucket_id: str, prefix: str, since: datetime | None) -> list[dict[str, Any]]:
+        """Files under `prefix` written at or after `since`, oldest first: {"oid", "title", "date", "size"}.
+
+        Asked of the bucket itself (`list_bucket_tree`, recursive), so what a killed job wrote counts too.
+        """
+        from huggingface_hub import BucketFile
+        from huggingface_hub.errors import BucketNotFoundError
+
+        try:
+            found = list(self.api.list_bucket_tree(bucket_id, prefix=prefix or None, recursive=True))
+        except BucketNotFoundError:
+            return []
+        files = [(f, f.uploaded_at or f.mtime) for f in found if isinstance(f, BucketFile)]
+        fresh = sorted(((f, at) for f, at in files if at and (since is None or at >= since)), key=lambda p: p[1])
+        return [{"oid": f.xet_hash, "title": f.path, "date": at.isoformat().replace("+00:00", "Z"), "size": f.size}
+                for f, at in fresh]
 
 
 def _flavor_from_api(info: Any) -> hardware.Flavor:

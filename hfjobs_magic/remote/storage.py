@@ -99,6 +99,25 @@ def objects_since(url: str, since: datetime | None) -> list[dict[str, str]]:
     return [{"oid": oid, "title": key, "date": _iso(when)} for key, oid, when in fresh]
 
 
+def download_prefix(url: str, folder: str) -> list[str]:
+    """Every object under the prefix, into `folder` by its path below the prefix (`--pull`); the paths written."""
+    where = Location.parse(url)
+    keys = [key for key, _, _ in (_s3_objects(where) if where.scheme == "s3" else _gcs_objects(where))]
+    written = []
+    for key in keys:
+        relative = key[len(where.list_prefix):]
+        target = os.path.realpath(os.path.join(folder, relative))
+        if not relative or not target.startswith(os.path.realpath(folder) + os.sep):
+            continue  # a key naming a folder, or leading out of it
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if where.scheme == "s3":
+            s3_client().download_file(where.bucket, key, target)
+        else:
+            gcs_client().bucket(where.bucket).blob(key).download_to_filename(target)
+        written.append(relative)
+    return written
+
+
 def _s3_objects(where: Location) -> list[tuple[str, str, datetime]]:
     pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.list_prefix)
     return [(o["Key"], o["ETag"].strip('"'), o["LastModified"]) for page in pages for o in page.get("Contents", [])]

@@ -40,10 +40,12 @@ class Accounts:
 
     token: str
     read_token: str
-    other_token: str  # the second user's (`OTHER_USER`) write token
+    other_token: str  # the second user's (`other_user`) write token
     user: str = DEFAULT_USER
     orgs: list[str] = field(default_factory=lambda: list(DEFAULT_ORGS))
     read_orgs: list[str] = field(default_factory=lambda: list(DEFAULT_READ_ORGS))
+    other_user: str = OTHER_USER
+    fullnames: dict[str, str] = field(default_factory=dict)  # display names of users and orgs, by name
 
     def identify(self, token: str | None) -> Identity | None:
         """The identity behind a bearer token, or None when the token is unknown."""
@@ -55,20 +57,20 @@ class Accounts:
         if hmac.compare_digest(token.encode(), self.read_token.encode()):
             return Identity(self.user, "read", orgs, read_orgs)
         if hmac.compare_digest(token.encode(), self.other_token.encode()):
-            return Identity(OTHER_USER, "write")
+            return Identity(self.other_user, "write")
         return None
 
     def whoami(self, identity: Identity) -> dict:
         """The body of `GET /api/whoami-v2`, shaped like the Hub's."""
         orgs = []
         if identity.name == self.user:
-            orgs = [{"type": "org", "name": o, "fullname": o, "roleInOrg": "write"} for o in self.orgs]
-            orgs += [{"type": "org", "name": o, "fullname": o, "roleInOrg": "read"} for o in self.read_orgs]
+            roles = [(o, "write") for o in self.orgs] + [(o, "read") for o in self.read_orgs]
+            orgs = [{"type": "org", "name": o, "fullname": self.fullname(o), "roleInOrg": r} for o, r in roles]
         return {
             "type": "user",
             "id": f"sandbox-{identity.name}",
             "name": identity.name,
-            "fullname": identity.name.title(),
+            "fullname": self.fullname(identity.name),
             "email": f"{identity.name}@sandbox.invalid",
             "emailVerified": True,
             "canPay": True,
@@ -80,8 +82,11 @@ class Accounts:
             },
         }
 
+    def fullname(self, name: str) -> str:
+        return self.fullnames.get(name) or name.title()
+
     def namespaces(self) -> set[str]:
-        return {self.user, OTHER_USER, *self.orgs, *self.read_orgs}
+        return {self.user, self.other_user, *self.orgs, *self.read_orgs}
 
 
 def bearer_token(request: Request) -> str | None:

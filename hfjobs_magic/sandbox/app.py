@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import uuid
 from dataclasses import asdict
 from email.utils import formatdate
 
@@ -14,7 +15,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hfjobs_magic.sandbox import hub_routes, job_routes
+from hfjobs_magic.sandbox import (
+    bucket_routes,
+    hub_routes,
+    job_routes,
+    metric_routes,
+    ref_routes,
+    schedule_routes,
+    xet,
+)
 from hfjobs_magic.sandbox.faults import CONTROL_PREFIX, FaultMiddleware
 from hfjobs_magic.sandbox.state import SandboxState
 
@@ -86,7 +95,8 @@ class BodySizeLimit:
 
 
 class FreshDate:
-    """A `Date` header taken when each response starts (uvicorn's own is up to 2 s stale).
+    """A `Date` header taken when each response starts (uvicorn's own is up to 2 s stale), and an
+    `X-Request-Id`, which the client quotes in its errors as the Hub's.
 
     The client's no-follow log replay stops at events later than Date + 1 s, so a
     stale Date would cut the last lines of a job that just ended.
@@ -103,7 +113,8 @@ class FreshDate:
         async def send_dated(message: dict) -> None:
             if message["type"] == "http.response.start":
                 date = (b"date", formatdate(usegmt=True).encode())
-                message = {**message, "headers": [*message.get("headers", []), date]}
+                request_id = (b"x-request-id", f"sandbox-{uuid.uuid4().hex[:16]}".encode())
+                message = {**message, "headers": [*message.get("headers", []), date, request_id]}
             await send(message)
 
         await self.app(scope, receive, send_dated)
@@ -111,7 +122,8 @@ class FreshDate:
 
 def build_app(state: SandboxState) -> Starlette:
     app = Starlette(
-        routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *hub_routes.ROUTES],
+        routes=[*CONTROL_ROUTES, *job_routes.ROUTES, *metric_routes.ROUTES, *schedule_routes.ROUTES,
+                *xet.ROUTES, *bucket_routes.ROUTES, *ref_routes.ROUTES, *hub_routes.ROUTES],
         exception_handlers={HTTPException: http_error, OSError: disk_full},
         middleware=[
             Middleware(FreshDate),

@@ -3,6 +3,8 @@
 Off by default. Set through `Sandbox.faults`, through `POST /_sandbox/faults`
 (JSON with the fields of `FaultPlan`), or at start-up with the environment
 variable `HFJOB_SANDBOX_FAULTS`, e.g. `fail_next=2,status=503,delay=0.1`.
+Two knobs shape jobs rather than requests: `gpu_utilization` (a fake GPU in
+every running job's metrics) and `hold_scheduling` (new jobs wait in SCHEDULING).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class FaultPlan:
     after_handling: bool = False  # run the request, then lose its answer (a lost response)
     drop_logs_after: int = 0  # end the next log stream after N events (0 = never)
     delay: float = 0.0  # seconds added before every answer
+    gpu_utilization: int = -1  # 0-100: every running job reports one 24 GB GPU at this %; -1 = off
+    hold_scheduling: bool = False  # new jobs stay SCHEDULING (queued) until this is cleared
 
 
 class Faults:
@@ -41,8 +45,11 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
-            for key, value in changes.items():
-                setattr(self.plan, key, type(getattr(self.plan, key))(value))
+            typed = {key: _coerce(getattr(self.plan, key), value) for key, value in changes.items()}
+            if not -1 <= typed.get("gpu_utilization", -1) <= 100:
+                raise ValueError("gpu_utilization must be 0-100, or -1 for no GPU")
+            for key, value in typed.items():
+                setattr(self.plan, key, value)
             return FaultPlan(**vars(self.plan))
 
     def clear(self) -> None:
@@ -81,6 +88,13 @@ class Faults:
         """`a=1,b=2` -> {"a": "1", "b": "2"}, for the environment variable."""
         pairs = (item.split("=", 1) for item in spec.split(",") if item.strip())
         return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _coerce(current: object, value: object) -> object:
+    """`value` as the type of the setting; "false"/"0" from the environment variable are False."""
+    if isinstance(current, bool) and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return type(current)(value)
 
 
 class FaultMiddleware:

@@ -102,6 +102,18 @@ def commit_at(repo: Repo, rev: str) -> Commit:
     return commit
 
 
+def check_gate(request: Request, repo: Repo) -> None:
+    """A gated repo's files are for its namespace's members only here (no access requests): 403 GatedRepo."""
+    identity = caller(request)
+    if repo.meta.get("gated") and not (identity and identity.member_of(repo.namespace)):
+        what = f"Access to {repo.repo_type} {repo.repo_id} is restricted"
+        if identity is None:
+            message = f"{what}. You must have access to it and be authenticated to access it. Please log in."
+        else:
+            message = f"{what} and you are not in the authorized list. Ask its owners for access."
+        raise hub_error(403 if identity else 401, message, "GatedRepo")
+
+
 def readable(request: Request, target: Target) -> tuple[Repo, Commit]:
     repo = visible_repo(request, target, caller(request))
     return repo, commit_at(repo, target.rev)
@@ -112,6 +124,16 @@ def writable(request: Request, target: Target) -> Repo:
     repo = visible_repo(request, target, require_caller(request))
     require_writer(request, repo.namespace)
     return repo
+
+
+def committer(request: Request, target: Target) -> Repo:
+    """The repo, if the caller may commit to it: its writers, or with `create_pr` anyone who sees it."""
+    if flag(request.query_params.get("create_pr")):
+        repo = visible_repo(request, target, require_caller(request))
+        if require_caller(request).role != "write":
+            raise HTTPException(403, "Forbidden: your token is read-only")
+        return repo
+    return writable(request, target)
 
 
 def repo_url(request: Request, repo_type: str, repo_id: str) -> str:

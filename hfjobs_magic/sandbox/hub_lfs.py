@@ -1,13 +1,10 @@
-"""Git LFS over plain HTTP (batch, upload, verify), and a clear refusal of Xet.
+"""Git LFS over plain HTTP (batch, upload, verify), and the Xet token routes of repos.
 
-Most clients never come here: the sandbox answers their preupload with
-"regular" and they send contents inline. The `datasets` library cannot work
-that way (it deletes each parquet shard right after its preupload, so the
-shard must be uploaded then, as LFS), so it is answered "lfs" for the files
-`.gitattributes` tracks. huggingface_hub then uploads through Xet when
-`hf_xet` is installed, which the sandbox does not implement: such a client
-needs `HF_HUB_DISABLE_XET=1` to fall back to this LFS protocol, and the
-Xet token routes say so.
+Files the preupload answers "lfs" reach the sandbox one of two ways. By default huggingface_hub
+uploads them through Xet: it asks `xet-write-token` for a CAS token and URL, sends xorbs and a
+shard to the sandbox's CAS (`sandbox.xet`), then commits the file by its sha256, and the commit
+lands the bytes in the repo (`land_xet_objects`). With `HF_HUB_DISABLE_XET=1` it uses the LFS
+batch API below instead. Either way the repo ends up with the same `lfs/` object.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,14 +23,21 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from hfjobs_magic.sandbox.accounts import caller, require_caller, require_writer
-from hfjobs_magic.sandbox.hub_access import KINDS, URL_PREFIX, Target, json_body, store, visible_repo
+from hfjobs_magic.sandbox.hub_access import (
+    KINDS,
+    URL_PREFIX,
+    Target,
+    api_target,
+    committer,
+    json_body,
+    store,
+    visible_repo,
+)
 from hfjobs_magic.sandbox.repos import Repo
+from hfjobs_magic.sandbox.state import SandboxState
+from hfjobs_magic.sandbox.xet import cas_url
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
-XET_REFUSAL = (
-    "The sandbox does not implement Xet storage. Set HF_HUB_DISABLE_XET=1 in the client's environment"
-    " so huggingface_hub uploads LFS files over plain HTTP"
-)
 _SECRET = secrets.token_bytes(32)  # signs upload URLs, which the client PUTs to without a token
 
 
@@ -157,8 +161,55 @@ async def verify(request: Request) -> JSONResponse:
     return JSONResponse({"oid": body["oid"], "size": body["size"]})
 
 
-async def refuse_xet(request: Request) -> Response:
-    raise HTTPException(501, XET_REFUSAL)
+def xet_scope(repo: Repo) -> str:
+    """What a repo's CAS tokens are issued for, and so which uploads its commits may land."""
+    return f"{repo.repo_type}:{repo.repo_id}"
+
+
+async def xet_token(request: Request) -> JSONResponse:
+    """A CAS token: write needs write access to the repo (or `create_pr`), read needs only to see it."""
+    target = api_target(request)
+    write = request.url.path.rstrip("/").split("/")[5] == "xet-write-token"
+    repo = committer(request, target) if write else visible_repo(request, target, caller(request))
+    answer = request.app.state.sandbox.xet.token_answer(scope=xet_scope(repo), write=write, cas_url=cas_url(request))
+    headers = {
+        "X-Xet-Access-Token": answer["accessToken"],
+        "X-Xet-Token-Expiration": str(answer["exp"]),
+        "X-Xet-Cas-Url": answer["casUrl"],
+        "X-Xet-Endpoint": answer["casUrl"],
+    }
+    return JSONResponse(answer, headers=headers)
+
+
+def land_xet_objects(state: SandboxState, repo: Repo, sha256s: list[str]) -> None:
+    """Give the repo the bytes of every LFS oid it lacks that was uploaded through Xet.
+
+    Blocking (reconstructs whole files): call it in a thread. An oid the CAS cannot vouch for (not
+    uploaded with a token for this repo, or not the sha256 the upload claimed) is left missing, and
+    the commit then refuses it as it refuses an LFS object never uploaded.
+    """
+    for sha256 in dict.fromkeys(sha256s):
+        if repo.lfs_size(sha256) is not None:
+            continue
+        incoming = repo.folder / "lfs"
+        incoming.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=incoming, prefix=".xet-")
+        os.close(fd)
+        try:
+            if state.xet.land_sha256(sha256, Path(tmp), xet_scope(repo)):
+                repo.add_lfs(Path(tmp), sha256)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def xet_headers(request: Request, repo: Repo, rev: str, sha256: str) -> dict[str, str]:
+    """What the Hub's resolve says of a file stored in Xet, so `hf_hub_download` fetches it from the CAS."""
+    file_hash = request.app.state.sandbox.xet.file_for_sha256(sha256)
+    if file_hash is None:
+        return {}
+    base = str(request.base_url).rstrip("/")
+    route = f"{base}/api/{repo.repo_type}s/{repo.repo_id}/xet-read-token/{quote(rev, safe='')}"
+    return {"X-Xet-Hash": file_hash, "X-Xet-Refresh-Route": route, "Link": f'<{route}>; rel="xet-auth"'}
 
 
 _GIT = "/{ns}/{name}.git/info/lfs"
@@ -175,6 +226,6 @@ ROUTES: list[Route] = [
             Route(prefix + "/objects/{oid}", download_object, methods=["GET"]),
         )
     ),
-    Route("/api/{kind}/{ns}/{name}/xet-write-token/{rev:path}", refuse_xet, methods=["GET", "POST"]),
-    Route("/api/{kind}/{ns}/{name}/xet-read-token/{rev:path}", refuse_xet, methods=["GET", "POST"]),
+    Route("/api/{kind}/{ns}/{name}/xet-write-token/{rev:path}", xet_token, methods=["GET", "POST"]),
+    Route("/api/{kind}/{ns}/{name}/xet-read-token/{rev:path}", xet_token, methods=["GET", "POST"]),
 ]

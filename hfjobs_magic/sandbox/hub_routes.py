@@ -10,6 +10,7 @@ live in `hub_lfs`, the JSON shapes in `hub_shapes`.
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 from urllib.parse import parse_qs
@@ -29,25 +30,28 @@ from hfjobs_magic.sandbox.hub_access import (
     KINDS,
     Target,
     api_target,
+    check_gate,
     commit_at,
+    committer,
     flag,
     hub_error,
     json_body,
     readable,
+    repo_not_found,
     repo_url,
     resolve_target,
     store,
     writable,
 )
+from hfjobs_magic.sandbox.refs import pr_number
 from hfjobs_magic.sandbox.repos import (
-    BRANCH_ALIASES,
-    MAIN,
     REPO_TYPES,
     BadPath,
     Commit,
     EntryMissing,
     MissingObject,
     ParentMismatch,
+    PutLfs,
     Repo,
     RepoExists,
     check_path,
@@ -135,7 +139,12 @@ async def repo_settings(request: Request) -> JSONResponse:
     if "visibility" in body or "private" in body:
         private = body.get("visibility") == "private" if "visibility" in body else flag(body["private"])
         store(request).set_private(repo, private)
-    return JSONResponse({"private": repo.private})
+    if "gated" in body:
+        gated = body["gated"]
+        if gated not in (False, "auto", "manual"):
+            raise HTTPException(400, "gated must be false, 'auto' or 'manual'")
+        store(request).set_meta(repo, gated=gated)
+    return JSONResponse({"private": repo.private, "gated": repo.meta.get("gated", False)})
 
 
 async def repo_info(request: Request) -> JSONResponse:
@@ -176,58 +185,60 @@ async def auth_check(request: Request) -> Response:
     if request.url.path.endswith("/write"):
         writable(request, target)
     else:
-        readable(request, target)
+        repo, _ = readable(request, target)
+        check_gate(request, repo)
     return JSONResponse({"ok": True})
-
-
-async def list_refs(request: Request) -> JSONResponse:
-    repo, commit = readable(request, api_target(request))
-    main = {"name": MAIN, "ref": f"refs/heads/{MAIN}", "targetCommit": commit.oid}
-    return JSONResponse({"branches": [main], "converts": [], "tags": [], "pullRequests": []})
 
 
 async def validate_yaml(request: Request) -> JSONResponse:
     content = (await json_body(request)).get("content")
     if not isinstance(content, str):
         raise HTTPException(400, "Expected a JSON body with a string 'content'")
-    try:
-        shapes.front_matter(content)
-    except ValueError as err:
-        error = {"message": str(err)}
-        return JSONResponse({"error": str(err), "errors": [error], "warnings": []}, status_code=400)
-    return JSONResponse({"errors": [], "warnings": []})
+    errors, warnings = shapes.card_problems(content)
+    if errors:
+        body = {"error": errors[0], "errors": [{"message": e} for e in errors], "warnings": []}
+        return JSONResponse(body, status_code=400)
+    return JSONResponse({"errors": [], "warnings": [{"message": w} for w in warnings]})
 
 
 # -- endpoints: uploads and commits -------------------------------------------------------------
 
 
 def _checked_path(path: object) -> str:
+    """The path, or 422 as the Hub answers a path it will not store (`..`, `\\`, absolute)."""
     try:
         return check_path(path)  # type: ignore[arg-type]
     except BadPath as err:
-        raise HTTPException(400, str(err)) from err
+        raise HTTPException(422, str(err)) from err
 
 
-LFS_CLIENTS = ("datasets/",)  # user-agent prefixes of clients that need LFS (see hub_lfs)
+LFS_MIN_BYTES = 10 * 1024 * 1024  # the Hub puts files this large in LFS whatever .gitattributes says
 
 
-def _upload_mode(request: Request, repo: Repo, commit: Commit, path: str) -> str:
-    """Regular (contents inline) for everyone but `datasets`, which gets LFS where `.gitattributes` says.
+def _upload_mode(repo: Repo, commit: Commit, path: str, item: dict) -> str:
+    """ "lfs" where the Hub says so: tracked by `.gitattributes`, 10 MB or more, or binary.
 
-    Regular keeps clients off Xet, which the sandbox does not speak; `datasets` deletes each parquet
-    shard right after its preupload, so only an LFS upload at that moment keeps it (see hub_lfs).
+    huggingface_hub then uploads the file through Xet (or the LFS batch API with Xet disabled)
+    and commits it by sha256; everything else comes inline in the commit.
     """
-    attributes = commit.tree.get(".gitattributes")
-    if attributes is None or not request.headers.get("user-agent", "").startswith(LFS_CLIENTS):
-        return "regular"
-    return "lfs" if lfs_tracked(repo.read(attributes), path) else "regular"
+    size, attributes = item.get("size"), commit.tree.get(".gitattributes")
+    if isinstance(size, int) and size >= LFS_MIN_BYTES:
+        return "lfs"
+    if attributes is not None and lfs_tracked(repo.read(attributes), path):
+        return "lfs"
+    try:
+        sample = base64.b64decode(str(item.get("sample", "")), validate=False)
+    except ValueError:
+        sample = b""
+    return "lfs" if b"\x00" in sample else "regular"
 
 
 async def preupload(request: Request) -> JSONResponse:
     target = api_target(request)
-    repo = writable(request, target)
+    repo = committer(request, target)
     commit = commit_at(repo, target.rev)
-    files = (await json_body(request)).get("files")
+    body = await json_body(request)
+    files, ignore = body.get("files"), _gitignore(repo, commit, body.get("gitIgnore"))
     if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
         raise HTTPException(400, "Expected a JSON body with a list 'files' of objects")
     limit = request.app.state.sandbox.limits.max_file_bytes
@@ -236,35 +247,46 @@ async def preupload(request: Request) -> JSONResponse:
         path, size = _checked_path(item.get("path")), item.get("size")
         if isinstance(size, int) and size > limit:
             raise HTTPException(413, str(shapes.too_large(path, size, limit)))
-        mode, remote = _upload_mode(request, repo, commit, path), commit.tree.get(path)
+        mode, remote = _upload_mode(repo, commit, path, item), commit.tree.get(path)
         oid = remote and (remote.sha256 if mode == "lfs" else remote.oid)
-        answer.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        answer.append({"path": path, "uploadMode": mode, "shouldIgnore": shapes.ignored(ignore, path), "oid": oid})
     return JSONResponse({"files": answer, "commitOid": commit.oid})
 
 
-def _commit_branch(repo: Repo, target: Target, request: Request) -> None:
-    """The sandbox commits to `main` only, and opens no pull requests."""
-    if flag(request.query_params.get("create_pr")):
-        raise HTTPException(400, "Pull requests are not supported by the sandbox: commit to 'main' instead")
-    if target.rev not in BRANCH_ALIASES:
-        commit_at(repo, target.rev)
-        raise HTTPException(400, f"The sandbox only commits to the '{MAIN}' branch, not to '{target.rev}'")
+def _gitignore(repo: Repo, commit: Commit, sent: object) -> str:
+    """The `.gitignore` that decides `shouldIgnore`: the one sent with the files, else the repo's."""
+    if isinstance(sent, str):
+        return sent
+    blob = commit.tree.get(".gitignore")
+    return repo.read(blob).decode("utf-8", errors="replace") if blob is not None else ""
+
+
+def _commit_branch(repo: Repo, target: Target) -> str:
+    """The branch (or `refs/pr/N`) a commit to `target.rev` moves; a tag or commit id moves none (404)."""
+    branch = repo.refs.branch_of(target.rev)
+    if branch is None:
+        raise hub_error(404, f"Invalid rev id: {target.rev} is not a branch", "RevisionNotFound")
+    return branch
+
+
+def _commit_answer(request: Request, repo: Repo, commit: Commit, pull: int | None) -> dict:
+    base = repo_url(request, repo.repo_type, repo.repo_id)
+    return {"success": True, "commitOid": commit.oid, "commitUrl": f"{base}/commit/{commit.oid}",
+            "commitMessage": commit.title, "hookOutput": "",
+            "pullRequestUrl": f"{base}/discussions/{pull}" if pull else None}
 
 
 async def create_commit(request: Request) -> JSONResponse:
-    target = api_target(request)
-    repo = writable(request, target)
-    _commit_branch(repo, target, request)
-    identity = require_caller(request)
+    """A commit to a branch or `refs/pr/N`; with `create_pr`, to a new pull request against the branch."""
+    target = api_target(request, whole_rev=True)
+    repo, create_pr = committer(request, target), flag(request.query_params.get("create_pr"))
+    branch, identity = _commit_branch(repo, target), require_caller(request)
     try:
         parsed = shapes.parse_commit(await request.body(), request.app.state.sandbox.limits.max_file_bytes)
-        commit = await run_in_threadpool(
-            repo.commit,
-            parsed.operations,
-            title=parsed.summary,
-            message=parsed.description,
-            author=identity.name,
-            parent=parsed.parent,
+        oids = [op.sha256 for op in parsed.operations if isinstance(op, PutLfs)]
+        await run_in_threadpool(hub_lfs.land_xet_objects, request.app.state.sandbox, repo, oids)
+        commit, pull = await run_in_threadpool(
+            _land_commit, repo, parsed, branch, identity.name, create_pr
         )
     except shapes.BadBody as err:
         raise HTTPException(err.status, str(err)) from err
@@ -276,17 +298,25 @@ async def create_commit(request: Request) -> JSONResponse:
         raise HTTPException(422, str(err)) from err
     except ParentMismatch as err:
         raise HTTPException(412, str(err)) from err
-    url = f"{repo_url(request, repo.repo_type, repo.repo_id)}/commit/{commit.oid}"
-    return JSONResponse(
-        {
-            "success": True,
-            "commitOid": commit.oid,
-            "commitUrl": url,
-            "commitMessage": commit.title,
-            "hookOutput": "",
-            "pullRequestUrl": None,
-        }
-    )
+    return JSONResponse(_commit_answer(request, repo, commit, pull))
+
+
+def _land_commit(repo: Repo, parsed: shapes.CommitRequest, branch: str, author: str,
+                 create_pr: bool) -> tuple[Commit, int | None]:
+    """Commit, opening a PR first when asked; a commit to `refs/pr/N` is logged on discussion N."""
+    kwargs = {"title": parsed.summary, "message": parsed.description, "author": author, "parent": parsed.parent}
+    if not create_pr:
+        commit = repo.commit(parsed.operations, branch=branch, **kwargs)
+        if (num := pr_number(branch)) is not None:
+            repo.discussions.add_commit(num, oid=commit.oid, title=commit.title, author=author, date=commit.date)
+        return commit, num
+    with repo.discussions.lock:
+        num = repo.discussions.next_number(repo.refs.pulls)
+        commit = repo.commit(parsed.operations, branch=branch, open_pull=num, **kwargs)
+        repo.discussions.open(num, title=parsed.summary, author=author, date=commit.date, pull_request=True,
+                              base=branch, start=commit.parent, description=parsed.description)
+        repo.discussions.add_commit(num, oid=commit.oid, title=commit.title, author=author, date=commit.date)
+    return commit, num
 
 
 # -- endpoints: reading history, trees and files --------------------------------------------------
@@ -308,7 +338,18 @@ async def list_tree(request: Request) -> JSONResponse:
         raise hub_error(404, f"Entry not found: '{target.path}' is no folder", "EntryNotFound")
     expand = flag(request.query_params.get("expand"))
     page, headers = page_of(request, entries, TREE_PAGE_EXPANDED if expand else TREE_PAGE, by_page=False)
+    page = _with_xet_hashes(request, page)
     return JSONResponse(shapes.add_last_commits(repo, commit, page) if expand else page, headers=headers)
+
+
+def _with_xet_hashes(request: Request, entries: list[dict]) -> list[dict]:
+    """`xetHash` on files stored in Xet, as the Hub lists them: clients then fetch them from the CAS
+    without a HEAD on `/resolve/` first."""
+    xet = request.app.state.sandbox.xet
+    for entry in entries:
+        if "lfs" in entry and (file_hash := xet.file_for_sha256(entry["lfs"]["oid"])) is not None:
+            entry["xetHash"] = file_hash
+    return entries
 
 
 async def _paths_request(request: Request) -> tuple[list[str], bool]:
@@ -332,6 +373,7 @@ async def paths_info(request: Request) -> JSONResponse:
     except ValueError as err:
         raise HTTPException(400, f"Malformed body: {err}") from err
     entries = [e for p in dict.fromkeys(paths) if (e := shapes.path_entry(commit.tree, p)) is not None]
+    entries = _with_xet_hashes(request, entries)
     return JSONResponse(shapes.add_last_commits(repo, commit, entries) if expand else entries)
 
 
@@ -339,14 +381,21 @@ async def resolve_file(request: Request) -> Response:
     """A file's bytes (GET, with Range) or just its headers (HEAD): X-Repo-Commit, quoted ETag, size."""
     target = resolve_target(request)
     repo, commit = readable(request, target)
+    check_gate(request, repo)
     blob = commit.tree.get(target.path)
     if blob is None:
         raise hub_error(404, "Entry not found", "EntryNotFound", **{"X-Repo-Commit": commit.oid})
     headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{blob.sha256 if blob.lfs else blob.oid}"'}
     if blob.lfs:  # the Hub would redirect to its CDN and name the linked object in these two headers
         headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)})
+        headers.update(hub_lfs.xet_headers(request, repo, target.rev, blob.sha256))
     media_type = mimetypes.guess_type(target.path)[0] or "application/octet-stream"
     return FileResponse(repo.content_path(blob), headers=headers, media_type=media_type)
+
+
+async def no_namespace(request: Request) -> Response:
+    """A repo id without a namespace names no repo (the Hub answers RepoNotFound, not "no route")."""
+    raise repo_not_found()
 
 
 _API = "/api/{kind}/{ns}/{name}"
@@ -360,7 +409,6 @@ ROUTES: list[Route] = [
     Route(_API, repo_info, methods=["GET"]),
     Route(_API + "/revision/{revision:path}", repo_info, methods=["GET"]),
     Route(_API + "/settings", repo_settings, methods=["PUT"]),
-    Route(_API + "/refs", list_refs, methods=["GET"]),
     Route(_API + "/auth-check", auth_check, methods=["GET"]),
     Route(_API + "/auth-check/write", auth_check, methods=["GET"]),
     Route(_API + "/preupload/{rev:path}", preupload, methods=["POST"]),
@@ -371,4 +419,8 @@ ROUTES: list[Route] = [
     Route("/{kind}/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
     Route("/{ns}/{name}/resolve/{rest:path}", resolve_file, methods=["GET", "HEAD"]),
     *hub_lfs.ROUTES,
+    Route("/api/{kind}/{name}", no_namespace, methods=["GET"]),
+    *(Route(f"/api/{{kind}}/{{name}}/{action}/{{rest:path}}", no_namespace, methods=["GET"])
+      for action in ("revision", "commits", "tree")),
+    Route("/{name}/resolve/{rest:path}", no_namespace, methods=["GET", "HEAD"]),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import html
 import json
 from dataclasses import dataclass
@@ -57,6 +58,42 @@ def front_matter(text: str) -> dict | None:
     return data
 
 
+def card_problems(text: str) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of a README's metadata, for the few rules the Hub's validator is known by."""
+    try:
+        data = front_matter(text)
+    except ValueError as err:
+        return [str(err)], []
+    if not data:
+        return [], ["Empty or missing yaml metadata in repo card (https://huggingface.co/docs/hub/model-cards)"]
+    if "model-index" in data and not isinstance(data["model-index"], list):
+        return ['"model-index" must be an array'], []
+    return [], []
+
+
+def ignored(gitignore: str, path: str) -> bool:
+    """Whether a `.gitignore` leaves `path` out, for its common rules (globs, `dir/`, `/anchored`, `!`)."""
+    result = False
+    for line in gitignore.splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!")
+        if _gitignore_match(pattern, path):
+            result = not negate
+    return result
+
+
+def _gitignore_match(pattern: str, path: str) -> bool:
+    anchored = "/" in pattern.rstrip("/")
+    pattern = pattern.strip("/")
+    candidates = [path, *parent_dirs(path)] if anchored else [*path.split("/")]
+    return any(fnmatch.fnmatchcase(c, pattern) for c in candidates) or (
+        anchored and fnmatch.fnmatchcase(path, pattern + "/*")
+    )
+
+
 def card_data(repo: Repo, commit: Commit) -> dict | None:
     blob = commit.tree.get("README.md")
     if blob is None:
@@ -87,7 +124,7 @@ def repo_info(repo: Repo, commit: Commit, *, blobs: bool = False, expand: list[s
         "lastModified": repo.head.date,
         "createdAt": repo.meta.get("createdAt"),
         "private": repo.private,
-        "gated": False,
+        "gated": repo.meta.get("gated", False),
         "disabled": False,
         "likes": 0,
         "tags": [],

@@ -20,6 +20,7 @@ from hfjobs_magic.remote.hardware import BY_NAME, DEFAULT_FLAVOR, FLAVORS
 from hfjobs_magic.sandbox.accounts import Identity, caller, require_caller, require_writer
 from hfjobs_magic.sandbox.joblog import LogBook
 from hfjobs_magic.sandbox.jobs import Job, JobManager
+from hfjobs_magic.sandbox.volumes import VolumeError, parse_volumes
 
 MAX_SPEC_BYTES = 1024 * 1024  # a job spec carries env and arguments, not data
 EVENTS_PER_WRITE = 8192  # SSE events joined into one write: few large writes keep logs fast
@@ -31,7 +32,7 @@ def _jobs(request: Request) -> JobManager:
     return request.app.state.sandbox.jobs
 
 
-def _reader(request: Request) -> str:
+def reader_of(request: Request) -> str:
     """The namespace in the path, which the caller must belong to (any token role)."""
     namespace = request.path_params["namespace"]
     if not require_caller(request).member_of(namespace):
@@ -39,7 +40,7 @@ def _reader(request: Request) -> str:
     return namespace
 
 
-def _find(request: Request, namespace: str) -> Job:
+def find_job(request: Request, namespace: str) -> Job:
     job_id = request.path_params["job_id"]
     job = _jobs(request).get(namespace, job_id)
     if job is None:
@@ -60,23 +61,34 @@ async def create_job(request: Request) -> JSONResponse:
     if len(body) > MAX_SPEC_BYTES:
         raise HTTPException(413, f"Job spec too large: {len(body)} bytes > {MAX_SPEC_BYTES} bytes")
     spec, secrets = parse_spec(_json(body), _jobs(request).default_timeout)
+    spec["volumes"] = await _checked_volumes(request, identity, spec["volumes"])
     job = await run_in_threadpool(  # waits for the process to start: not on the event loop
-        _jobs(request).create, namespace=namespace, owner_type=_owner_type(identity, namespace),
+        _jobs(request).create, namespace=namespace, owner_type=owner_type(identity, namespace),
         initiator=identity.name, secrets=secrets, **spec,
     )
     return JSONResponse(_jobs(request).snapshot(job))
 
 
+async def _checked_volumes(request: Request, identity: Identity, volumes: list[dict]) -> list[dict]:
+    """The caller's volumes, `me/` named; refused as the Hub would when one cannot be mounted."""
+    if not volumes:
+        return volumes
+    try:
+        return await run_in_threadpool(request.app.state.sandbox.volumes.check, identity, volumes)
+    except VolumeError as err:
+        raise HTTPException(err.status, str(err)) from err
+
+
 async def inspect_job(request: Request) -> JSONResponse:
-    job = _find(request, _reader(request))
+    job = find_job(request, reader_of(request))
     return JSONResponse(_jobs(request).snapshot(job))
 
 
 async def list_jobs(request: Request) -> JSONResponse:
-    namespace = _reader(request)
+    namespace = reader_of(request)
     params = request.query_params
     stages = {stage.upper() for stage in params.getlist("stage")}
-    labels = [_label(item) for item in params.getlist("label")]
+    labels = [parse_label(item) for item in params.getlist("label")]
     jobs = _jobs(request).list(namespace, stages, labels)
     if (cursor := _int_param(request, "cursor")) is not None:
         jobs = [job for job in jobs if job.seq < cursor]
@@ -91,14 +103,14 @@ async def list_jobs(request: Request) -> JSONResponse:
 async def cancel_job(request: Request) -> JSONResponse:
     namespace = request.path_params["namespace"]
     identity = require_writer(request, namespace)
-    job = _find(request, namespace)
+    job = find_job(request, namespace)
     _jobs(request).cancel(job, identity.name)
     return JSONResponse(_jobs(request).snapshot(job))
 
 
 async def job_logs(request: Request) -> StreamingResponse:
     """SSE: the whole log so far (or its last `tail` lines), then live lines until the job ends."""
-    job = _find(request, _reader(request))
+    job = find_job(request, reader_of(request))
     tail = _int_param(request, "tail")
     book = await run_in_threadpool(_jobs(request).book, job)
     start = max(0, len(book.events) - tail) if tail is not None else 0
@@ -140,8 +152,10 @@ def parse_spec(body: object, default_timeout: int) -> tuple[dict, dict[str, str]
     image, space_id = body.get("dockerImage"), body.get("spaceId")
     if not (isinstance(image, str) and image) and not (isinstance(space_id, str) and space_id):
         raise HTTPException(400, "The job spec needs a 'dockerImage' or a 'spaceId'")
-    if body.get("volumes"):
-        raise HTTPException(400, "The sandbox does not support volumes")
+    try:
+        volumes = parse_volumes(body.get("volumes"))
+    except ValueError as err:
+        raise HTTPException(400, f"Invalid volumes: {err}") from err
     flavor = body.get("flavor") or DEFAULT_FLAVOR
     if flavor not in BY_NAME:
         raise HTTPException(400, f"Invalid flavor '{flavor}'; valid flavors: {', '.join(BY_NAME)}")
@@ -150,12 +164,13 @@ def parse_spec(body: object, default_timeout: int) -> tuple[dict, dict[str, str]
         "space_id": space_id or None,
         "command": command,
         "arguments": _str_list(body.get("arguments") or [], "arguments"),
-        "environment": _str_dict(body.get("environment"), "environment", env=True),
+        "environment": string_dict(body.get("environment"), "environment", env=True),
         "flavor": flavor,
-        "labels": _str_dict(body.get("labels"), "labels"),
+        "labels": string_dict(body.get("labels"), "labels"),
         "timeout": _timeout(body.get("timeoutSeconds"), default_timeout),
+        "volumes": volumes,
     }
-    return spec, _str_dict(body.get("secrets"), "secrets", env=True)
+    return spec, string_dict(body.get("secrets"), "secrets", env=True)
 
 
 def _str_list(value: object, name: str) -> list[str]:
@@ -166,7 +181,7 @@ def _str_list(value: object, name: str) -> list[str]:
     return value
 
 
-def _str_dict(value: object, name: str, env: bool = False) -> dict[str, str]:
+def string_dict(value: object, name: str, env: bool = False) -> dict[str, str]:
     """A JSON object of scalars as strings; a null value means "not set" and is dropped."""
     if value is None:
         return {}
@@ -187,7 +202,7 @@ def _timeout(value: object, default: int) -> int:
     return int(value)
 
 
-def _label(item: str) -> tuple[str, str | None]:
+def parse_label(item: str) -> tuple[str, str | None]:
     key, sep, value = item.partition("=")
     return key, value if sep else None
 
@@ -208,7 +223,7 @@ def _json(body: bytes) -> object:
         raise HTTPException(400, f"The job spec is not valid JSON: {err}") from err
 
 
-def _owner_type(identity: Identity, namespace: str) -> str:
+def owner_type(identity: Identity, namespace: str) -> str:
     return "user" if namespace == identity.name else "org"
 
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import BinaryIO
 
-MAX_LINE_BYTES = 64 * 1024  # longer lines are cut, as Docker's log driver cuts at 16 KiB
-_BREAK = re.compile(rb"\r\n|\r|\n")
+MAX_LINE_BYTES = 16 * 1024  # longer lines, and unfinished ones, go out in pieces: Docker's and containerd's size
 
 
 def utc_now_iso() -> str:
@@ -35,28 +33,29 @@ def encode_events(lines: list[str], timestamp: str) -> list[bytes]:
 
 
 class LineSplitter:
-    """Turns chunks of raw output into text lines; `\\r` (progress bars) ends a line too."""
+    """Turns chunks of raw output into text lines the way container runtimes log them.
+
+    Lines end at `\\n` only: a `\\r` (a progress bar redrawing itself) stays inside
+    its line, as Docker and containerd keep it. A line longer than MAX_LINE_BYTES, or one
+    still unfinished when that much has piled up, goes out in pieces of that size.
+    """
 
     def __init__(self) -> None:
         self._pending = b""
 
     def feed(self, data: bytes) -> list[str]:
-        buf = self._pending + data
-        held = b""
-        if buf.endswith(b"\r"):  # may be the first half of a \r\n split across two reads
-            buf, held = buf[:-1], b"\r"
-        parts = _BREAK.split(buf) if b"\r" in buf else buf.split(b"\n")
+        parts = (self._pending + data).split(b"\n")
         rest = parts.pop()
         pieces = [p for part in parts for p in _cut(part)]
         while len(rest) > MAX_LINE_BYTES:
             head, rest = _cut_once(rest)
             pieces.append(head)
-        self._pending = rest + held
+        self._pending = rest
         return [p.decode("utf-8", "replace") for p in pieces]
 
     def flush(self) -> list[str]:
         """The last, unterminated line, if any."""
-        rest, self._pending = self._pending.rstrip(b"\r"), b""
+        rest, self._pending = self._pending, b""
         return [p.decode("utf-8", "replace") for p in _cut(rest)] if rest else []
 
 

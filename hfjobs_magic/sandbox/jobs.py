@@ -22,11 +22,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
 from hfjobs_magic.sandbox.joblog import LineSplitter, LogBook, utc_now_iso
+from hfjobs_magic.sandbox.volumes import Volumes
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ SECRET_MASK = "********"
 DEFAULT_TIMEOUT_S = 30 * 60  # the Hub's default when a job asks for none
 STOPPED_MESSAGE = "The sandbox stopped while the job was running"
 LOST_MESSAGE = "The sandbox restarted while the job was running; the job was lost and its processes killed"
+HELD_MESSAGE = "Waiting for hardware (the sandbox's hold_scheduling fault keeps new jobs queued)"
 WORKDIR_PREFIX = "hfjob-work-"
 POLL_S = 0.2  # how often a quiet job is checked for exit, timeout and cancel
 READ_BYTES = 1 << 16
@@ -78,6 +81,7 @@ class Job:
     workdir: str | None = None
     pid: int | None = None  # with pid_start, lets a restarted sandbox kill what a crashed one left
     pid_start: str | None = None
+    volumes: list[dict] = field(default_factory=list)  # as `volumes.parse_volumes` normalised them
 
     def to_api(self) -> dict:
         """The job as the Hub's JSON shapes it; secrets masked, never their values."""
@@ -94,6 +98,7 @@ class Job:
             "flavor": self.flavor,
             "labels": self.labels,
             "timeoutSeconds": self.timeout,
+            **({"volumes": self.volumes} if self.volumes else {}),
             "status": {"stage": self.stage, "message": self.message},
             "owner": _account(self.owner_type, self.namespace),
             "initiator": _account("user", self.initiator),
@@ -143,6 +148,8 @@ class JobManager:
         self.grace_seconds = 5.0  # between SIGTERM and SIGKILL on timeout or cancel
         self.page_size = 50  # jobs per page of `GET /api/jobs/{ns}`
         self.default_timeout = DEFAULT_TIMEOUT_S
+        self.volumes: Volumes | None = None  # set by `Sandbox`: mounts the volumes of jobs that have some
+        self.held: Callable[[], bool] = lambda: False  # the hold_scheduling fault knob, wired by Sandbox
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._runs: dict[str, JobRun] = {}
@@ -160,13 +167,16 @@ class JobManager:
             job = Job(id=job_id, seq=self._seq, namespace=namespace, owner_type=owner_type, initiator=initiator,
                       secret_names=sorted(secrets), created_at=utc_now_iso(), **spec)  # type: ignore[arg-type]
             self._jobs[job_id] = job
+            if held := self.held():
+                job.message = HELD_MESSAGE  # queued from the start: a client polling at once sees why
             (self.root / job_id).mkdir()
             self._save(job)
             run = JobRun(job, secrets, LogBook(self._log_path(job)))
             run.thread = threading.Thread(target=self._run, args=(run,), name=f"hfjob-{job_id}", daemon=True)
             self._runs[job_id] = run
         run.thread.start()
-        run.started.wait(START_WAIT_S)
+        if not held:
+            run.started.wait(START_WAIT_S)
         return job
 
     def get(self, namespace: str, job_id: str) -> Job | None:
@@ -264,6 +274,8 @@ class JobManager:
                 run.book.append(lost_files_report(tmp / "work"))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if job.volumes and self.volumes is not None:
+                    self.volumes.release(job.id)
         except Exception:  # a sandbox bug must not leave the job RUNNING forever
             log.exception("job %s", job.id)
         self._update(job, stage=stage, message=message, finished_at=utc_now_iso())
@@ -280,23 +292,33 @@ class JobManager:
         where = f"image '{job.image}'" if job.image else f"Space '{job.space_id}'"
         run.book.append([f"[sandbox] {where} was not pulled; the command runs on the host "
                          f"(Python {sys.version.split()[0]}) in a fresh temporary directory"])
+        self._hold(run)
         if run.stop_request:
             return self._outcome(run, None)
         argv = [*job.command, *job.arguments]
         env = job_environment(job, run.secrets, tmp / "home", self.endpoint)
         try:
+            if job.volumes and self.volumes is not None:
+                argv = self.volumes.command(job.id, job.volumes, tmp / "work", argv)
             run.proc = subprocess.Popen(argv, cwd=tmp / "work", env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except (OSError, ValueError) as err:
             run.book.append([f"[sandbox] could not start {argv[0]!r}: {getattr(err, 'strerror', None) or err}"])
             return "ERROR", f"Job failed to start: {argv[0]!r}: {getattr(err, 'strerror', None) or err}"
         pid = run.proc.pid
-        self._update(job, stage="RUNNING", started_at=utc_now_iso(), pid=pid, pid_start=_start_time(pid))
+        self._update(job, stage="RUNNING", message=None, started_at=utc_now_iso(), pid=pid, pid_start=_start_time(pid))
         run.started.set()
         self._pump(run, time.monotonic() + job.timeout)
         returncode = run.proc.wait()
         _signal_group(run.proc.pid, signal.SIGKILL)  # nothing outlives the job, as in a container
         return self._outcome(run, returncode)
+
+    def _hold(self, run: JobRun) -> None:
+        """Stay in SCHEDULING while the hold knob is set, as a job waits in the Hub's queue."""
+        if self.held() and run.job.message != HELD_MESSAGE:
+            self._update(run.job, message=HELD_MESSAGE)
+        while self.held() and not run.stop_request:
+            time.sleep(POLL_S)
 
     def _pump(self, run: JobRun, deadline: float) -> None:
         """Move output into the log until EOF, enforcing timeout and cancel meanwhile."""
@@ -364,7 +386,6 @@ def job_environment(job: Job, secrets: dict[str, str], home: Path, endpoint: str
         UV_CACHE_DIR=_host_uv_cache(),  # a cache, shared so jobs need not download again
         XDG_CONFIG_HOME=os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config"),  # uv/pip config
         UV_PYTHON_DOWNLOADS="never",
-        HF_HUB_DISABLE_XET="1",  # the sandbox stores uploads itself; it has no Xet storage
         PYTHONUNBUFFERED="1",
         JOB_ID=job.id,
     )

@@ -21,14 +21,18 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
+
+from hfjobs_magic.sandbox.discussions import Discussions
+from hfjobs_magic.sandbox.refs import MAIN, Refs
 
 REPO_TYPES = ("model", "dataset", "space")
-MAIN = "main"
 BRANCH_ALIASES = (MAIN, f"refs/heads/{MAIN}")
+T = TypeVar("T")
 FORBIDDEN_SEGMENTS = ("", ".", "..", ".git")
 _HEX = re.compile(r"[0-9a-f]{7,40}")
 
@@ -58,6 +62,9 @@ class EntryMissing(StoreError):
 
 class ParentMismatch(StoreError):
     pass
+
+
+PARENT_MISMATCH = "The branch was updated since you opened this page. Please refresh and try again."
 
 
 class MissingObject(StoreError):
@@ -202,6 +209,9 @@ def apply_operations(tree: dict[str, Blob], ops: list[tuple[Operation, Blob | No
 
 
 def _delete(tree: dict[str, Blob], op: Delete) -> None:
+    """A file, or a folder's files; a plain path naming a folder deletes the folder, as on the Hub."""
+    if not op.folder and op.path not in tree and any(p.startswith(op.path + "/") for p in tree):
+        op = Delete(op.path, folder=True)
     if not op.folder:
         if tree.pop(op.path, None) is None:
             raise EntryMissing(f"A file with this name doesn't exist: '{op.path}'")
@@ -222,7 +232,10 @@ class Repo:
         self.meta = meta
         self.commits = commits
         self._by_oid = {c.oid: c for c in commits}
-        self.lock = threading.Lock()  # serializes commits, so none is lost to a race
+        self.refs = Refs.load(folder / "refs.json", commits[-1].oid if commits else None)
+        self.refs.forget_unknown(self._by_oid, commits[-1].oid if commits else None)
+        self.discussions = Discussions(folder)
+        self.lock = threading.Lock()  # serializes commits and ref changes, so none is lost to a race
 
     @property
     def namespace(self) -> str:
@@ -234,12 +247,13 @@ class Repo:
 
     @property
     def head(self) -> Commit:
-        return self.commits[-1]
+        """The tip of `main`."""
+        return self._by_oid[self.refs.branches[MAIN]]
 
     def resolve(self, revision: str) -> Commit | None:
-        """The commit a branch name, a full oid or an oid prefix (>= 7 hex) points at."""
-        if revision in BRANCH_ALIASES:
-            return self.head
+        """The commit a branch, tag, `refs/pr/N`, full oid or oid prefix (>= 7 hex) points at."""
+        if (oid := self.refs.lookup(revision)) is not None:
+            return self._by_oid.get(oid)
         if revision in self._by_oid:
             return self._by_oid[revision]
         if _HEX.fullmatch(revision):
@@ -279,6 +293,21 @@ class Repo:
     def save_meta(self) -> None:
         _write_atomic(self.folder / "meta.json", json.dumps(self.meta, indent=1).encode())
 
+    def save_refs(self) -> None:
+        _write_atomic(self.refs.path, self.refs.to_json())
+
+    def change_refs(self, change: Callable[[Refs], T]) -> T:
+        """Apply `change` to the refs and write them, or leave them as they were if it raises."""
+        with self.lock:
+            before = self.refs.to_json()
+            try:
+                result = change(self.refs)
+                self.save_refs()
+            except BaseException:
+                self.refs = Refs.load_bytes(self.refs.path, before)
+                raise
+            return result
+
     def _append(self, commit: Commit) -> None:
         _append_line(self.folder / "commits.jsonl", (commit.to_json() + "\n").encode())
         self.commits.append(commit)
@@ -296,26 +325,54 @@ class Repo:
         return None
 
     def commit(
-        self, ops: list[Operation], *, title: str, message: str, author: str, parent: str | None = None
+        self, ops: list[Operation], *, title: str, message: str, author: str, parent: str | None = None,
+        branch: str = MAIN, open_pull: int | None = None,
     ) -> Commit:
-        """Apply `ops` on top of the head as one new commit; validates everything before writing."""
+        """Apply `ops` on top of `branch` (a branch or `refs/pr/N`) as one new commit, and move it there.
+
+        Validates everything before writing; `parent`, when given, must be the branch's tip.
+        With `open_pull`, the commit goes to a new `refs/pr/{open_pull}` started at that tip instead.
+        """
         for op in ops:
             check_path(op.path.rstrip("/") if isinstance(op, Delete) and op.folder else op.path)
         with self.lock:
-            head = self.commits[-1] if self.commits else None
+            head = self._by_oid[self.refs.tip(branch)] if self.commits else None
             if parent is not None and (head is None or parent != head.oid):
-                raise ParentMismatch(
-                    f"Parent commit {parent} is not the head of '{MAIN}' ({head.oid if head else 'none'});"
-                    " a commit has happened since. Please refresh and try again."
-                )
+                raise ParentMismatch(PARENT_MISMATCH)
             planned = [(op, self._plan(op)) for op in ops]
             tree = apply_operations(head.tree if head else {}, planned)
             for op, blob in planned:
                 if isinstance(op, Put) and blob is not None and not self.content_path(blob).exists():
                     _write_atomic(self.content_path(blob), op.data)
+            if open_pull is not None and head is not None:
+                self.refs.pulls[open_pull], branch = head.oid, f"refs/pr/{open_pull}"
             commit = _make_commit(head, tree, title=title, message=message, author=author)
-            self._append(commit)
+            self._land(commit, branch)
             return commit
+
+    def squash(self, branch: str, title: str, author: str) -> Commit:
+        """One parentless commit with `branch`'s tree, which the branch then points at (`super-squash`)."""
+        with self.lock:
+            tip = self._by_oid[self.refs.tip(branch)]
+            commit = _make_commit(None, tip.tree, title=title, message="", author=author)
+            self._land(commit, branch)
+            return commit
+
+    def commit_tree(self, branch: str, build: Callable[[dict[str, Blob]], dict[str, Blob]], *, title: str,
+                    author: str) -> Commit:
+        """A commit on `branch` whose tree `build` makes from the branch's own, atomically (PR merges)."""
+        with self.lock:
+            head = self._by_oid[self.refs.tip(branch)]
+            commit = _make_commit(head, build(head.tree), title=title, message="", author=author)
+            self._land(commit, branch)
+            return commit
+
+    def _land(self, commit: Commit, branch: str) -> None:
+        """Append `commit` and point `branch` at it (refs written only once the repo has refs beyond main)."""
+        self._append(commit)
+        self.refs.move(branch, commit.oid)
+        if branch != MAIN or self.refs.path.exists() or len(self.refs.branches) > 1:
+            self.save_refs()
 
 
 def _make_commit(head: Commit | None, tree: dict[str, Blob], *, title: str, message: str, author: str) -> Commit:
@@ -367,7 +424,11 @@ class RepoStore:
             self._repos[(repo_type, repo_id)] = Repo(folder, repo_type, repo_id, meta, commits)
 
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
-        return self._repos.get((repo_type, repo_id))
+        """The repo of that id; ids are case-insensitive, as on the Hub."""
+        if (repo := self._repos.get((repo_type, repo_id))) is not None:
+            return repo
+        wanted = repo_id.lower()
+        return next((r for (t, i), r in list(self._repos.items()) if t == repo_type and i.lower() == wanted), None)
 
     def all(self) -> list[Repo]:
         return list(self._repos.values())
@@ -375,7 +436,7 @@ class RepoStore:
     def create(self, repo_type: str, repo_id: str, *, author: str, private: bool = False, **extra: object) -> Repo:
         """A new repo with the Hub's first commit (a `.gitattributes`); RepoExists if taken."""
         with self._lock:
-            if (repo_type, repo_id) in self._repos:
+            if self.get(repo_type, repo_id) is not None:
                 raise RepoExists(f"You already created this {repo_type} repo: {repo_id}")
             folder = self._folder(repo_type, repo_id)
             shutil.rmtree(folder, ignore_errors=True)  # leftovers of a half-created repo
@@ -394,9 +455,25 @@ class RepoStore:
             shutil.rmtree(repo.folder, ignore_errors=True)
             return True
 
+    def move(self, repo: Repo, new_id: str) -> Repo:
+        """Rename a repo (`move_repo`); RepoExists when the new name is taken."""
+        with self._lock:
+            if (repo.repo_type, new_id) in self._repos:
+                raise RepoExists(f"You already created this {repo.repo_type} repo: {new_id}")
+            folder = self._folder(repo.repo_type, new_id)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with repo.lock:
+                os.replace(repo.folder, folder)
+                del self._repos[(repo.repo_type, repo.repo_id)]
+            self._load(folder)
+            return self._repos[(repo.repo_type, new_id)]
+
     def set_private(self, repo: Repo, private: bool) -> None:
+        self.set_meta(repo, private=private)
+
+    def set_meta(self, repo: Repo, **changes: object) -> None:
         with repo.lock:
-            repo.meta["private"] = private
+            repo.meta.update(changes)
             repo.save_meta()
 
 

@@ -8,18 +8,22 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import uvicorn
 
 from hfjobs_magic.sandbox.accounts import DEFAULT_ORGS, DEFAULT_READ_ORGS, DEFAULT_USER, OTHER_USER, Accounts
 from hfjobs_magic.sandbox.app import build_app
+from hfjobs_magic.sandbox.buckets import BucketStore
 from hfjobs_magic.sandbox.faults import Faults
 from hfjobs_magic.sandbox.jobs import JobManager
 from hfjobs_magic.sandbox.repos import RepoStore
+from hfjobs_magic.sandbox.schedules import ScheduleStore
 from hfjobs_magic.sandbox.state import SandboxState
 from hfjobs_magic.sandbox.tokens import exposure_problem, stored_tokens
+from hfjobs_magic.sandbox.volumes import Volumes
+from hfjobs_magic.sandbox.xet import XetStore
 
 FAULTS_ENV = "HFJOB_SANDBOX_FAULTS"
 START_TIMEOUT_S = 15.0
@@ -32,6 +36,10 @@ class Sandbox:
     Without `data_dir`, repos live in a temporary folder removed on exit; with
     one, they survive a restart. Tokens not given are random and kept in the
     data dir (`tokens.stored_tokens`); a `host` beyond loopback needs a `token`.
+    `other_user`/`other_token` name the second user, `fullnames` the display names whoami shows
+    (both for suites written against fixed accounts). `schedule_time_scale` > 1 runs the
+    scheduler's clock that much faster (tests only: at
+    60, `* * * * *` fires every second).
     """
 
     def __init__(
@@ -45,7 +53,11 @@ class Sandbox:
         read_token: str | None = None,
         orgs: Sequence[str] = DEFAULT_ORGS,
         read_orgs: Sequence[str] = DEFAULT_READ_ORGS,
+        other_user: str = OTHER_USER,
+        other_token: str | None = None,
+        fullnames: Mapping[str, str] | None = None,
         log_level: str = "warning",
+        schedule_time_scale: float = 1.0,
     ) -> None:
         if problem := exposure_problem(host, token):
             raise ValueError(problem)
@@ -55,13 +67,21 @@ class Sandbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         kept = stored_tokens(self.data_dir)
         accounts = Accounts(token=token or kept["token"], read_token=read_token or kept["read_token"],
-                            other_token=kept["other_token"], user=user, orgs=list(orgs), read_orgs=list(read_orgs))
+                            other_token=other_token or kept["other_token"], user=user, orgs=list(orgs),
+                            read_orgs=list(read_orgs), other_user=other_user, fullnames=dict(fullnames or {}))
+        repos, buckets = RepoStore(self.data_dir / "repos"), BucketStore(self.data_dir / "buckets")
         self.state = SandboxState(
             data_dir=self.data_dir,
             accounts=accounts,
-            repos=RepoStore(self.data_dir / "repos"),
-            jobs=JobManager(self.data_dir / "jobs"),
+            repos=repos,
+            jobs=(jobs := JobManager(self.data_dir / "jobs")),
+            buckets=buckets,
+            volumes=Volumes(self.data_dir / "volumes", buckets, repos),
+            xet=XetStore(self.data_dir / "xet"),
+            schedules=ScheduleStore(self.data_dir / "scheduled-jobs", jobs, schedule_time_scale),
         )
+        self.state.jobs.volumes = self.state.volumes
+        self.state.jobs.held = lambda: self.state.faults.plan.hold_scheduling
         if spec := os.environ.get(FAULTS_ENV):
             self.state.faults.set(**Faults.parse(spec))
         self._log_level = log_level
@@ -88,7 +108,7 @@ class Sandbox:
     @property
     def other_user(self) -> str:
         """A second user, owner of a namespace `user` cannot write to."""
-        return OTHER_USER
+        return self.state.accounts.other_user
 
     @property
     def other_token(self) -> str:
@@ -101,6 +121,10 @@ class Sandbox:
     @property
     def jobs(self) -> JobManager:
         return self.state.jobs
+
+    @property
+    def schedules(self) -> ScheduleStore:
+        return self.state.schedules
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> Sandbox:
@@ -132,10 +156,12 @@ class Sandbox:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the sandbox could not start on {self.host}:{self.port}")
             time.sleep(0.005)
+        self.state.schedules.start()
         return self
 
     def stop(self) -> None:
-        """Kill running jobs, stop serving, and remove a temporary data dir."""
+        """Stop firing runs, kill running jobs, stop serving, and remove a temporary data dir."""
+        self.state.schedules.stop()
         self.state.jobs.shutdown()
         if self._server is not None:
             self._server.should_exit = True

@@ -11,8 +11,10 @@ import html
 import time
 from typing import Any
 
+from hfjobs_magic.cell.persist import human_size
 from hfjobs_magic.jobs.record import FINAL_STAGES, MIME
 from hfjobs_magic.money import usd
+from hfjobs_magic.views.operating import metrics_text, notices_of, schedule_text
 
 STAGE_COLOURS = {
     "SCHEDULING": "#6b7280",
@@ -21,6 +23,7 @@ STAGE_COLOURS = {
     "ERROR": "#dc2626",
     "CANCELED": "#d97706",
     "DELETED": "#6b7280",
+    "SCHEDULED": "#7c3aed",
 }
 # Status marks as coloured text, not emoji: they render in any font (a terminal, a bare browser, nbconvert).
 MARKS = {"ok": ("✓", "#16a34a"), "wait": ("…", "#6b7280"), "warn": ("!", "#d97706"), "fail": ("✗", "#dc2626"),
@@ -49,9 +52,11 @@ def push_states(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _push_state(target: dict[str, Any], record: dict[str, Any]) -> tuple[str, str]:
     kind = target.get("repo_type", "model")
-    where = target.get("repo_id") if kind in ("s3", "gs") else f"{kind} {target.get('repo_id')}"
+    where = target.get("repo_id") if kind in ("s3", "gs", "bucket") else f"{kind} {target.get('repo_id')}"
     count = len(target.get("commits") or [])
-    noun = "object(s)" if kind in ("s3", "gs") else "commit(s)"
+    noun = {"s3": "object(s)", "gs": "object(s)", "bucket": "file(s)"}.get(kind, "commit(s)")
+    if kind == "bucket" and count:
+        noun += f" ({human_size(sum(int(c.get('size') or 0) for c in target['commits']))})"
     said = f"; the job reported {len(target['reported'])} push(es)" if target.get("reported") else ""
     if target.get("failure"):
         return "fail", f"{where}: push FAILED: {target['failure']} ({count} {noun} landed)"
@@ -84,12 +89,28 @@ def to_text(record: dict[str, Any]) -> str:
     lines = [
         f"HF Job {record['id']} [{record['stage']}] on {record['flavor']}",
         f"  {record['url']}",
-        f"  running {duration(record.get('duration_s'))}, cost {usd(record.get('cost_usd'))}",
     ]
+    if not record.get("schedule"):  # a schedule runs nothing itself: its runs are jobs of their own
+        lines.append(f"  running {duration(record.get('duration_s'))}, cost {usd(record.get('cost_usd'))}")
     if record.get("message"):
         lines.append(f"  {record['message']}")
+    if record.get("schedule"):
+        lines.append(f"  {schedule_text(record)}")
+    if record.get("metrics"):
+        lines.append(f"  {metrics_text(record['metrics'])}")
+    lines += [f"  notice: {text}" for _kind, text in notices_of(record)]
     lines += [f"  push: {p}" for p in push_lines(record)]
+    if summary := returns_line(record):
+        lines.append(f"  {summary}")
+    if record.get("pulled"):
+        lines.append(f"  pull: {record['pulled']}")
     return "\n".join(lines)
+
+
+def returns_line(record: dict[str, Any]) -> str:
+    """"result, counts <- job 6b0c...": the names a completed job set in this kernel."""
+    names = [r["name"] for r in record.get("returns") or []]
+    return f"{', '.join(names)} <- job {record['id']}" if names else ""
 
 
 def to_html(record: dict[str, Any]) -> str:
@@ -103,10 +124,20 @@ def to_html(record: dict[str, Any]) -> str:
         ("Job", safe_link(record.get("url"), record.get("id", ""))),
         ("Stage", badge + (f" {html.escape(record['message'])}" if record.get("message") else "")),
         ("Flavor", html.escape(str(record.get("flavor")))),
-        ("Running", html.escape(duration(record.get("duration_s")))),
-        ("Cost", html.escape(usd(record.get("cost_usd")))),
     ]
+    if not record.get("schedule"):
+        rows += [("Running", html.escape(duration(record.get("duration_s")))),
+                 ("Cost", html.escape(usd(record.get("cost_usd"))))]
+    if record.get("schedule"):
+        rows.append(("Schedule", html.escape(schedule_text(record))))
+    if record.get("metrics"):
+        rows.append(("Metrics", html.escape(metrics_text(record["metrics"]))))
+    rows += [("Notice", html.escape(text)) for _kind, text in notices_of(record)]
     rows += [("Push", push_html(level, text)) for level, text in push_states(record)]
+    if summary := returns_line(record):
+        rows.append(("Returned", html.escape(summary)))
+    if record.get("pulled"):
+        rows.append(("Pulled", html.escape(str(record["pulled"]))))
     table = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
                     for k, v in rows)
     tail = record.get("log_tail") or []

@@ -15,13 +15,14 @@ from typing import Any
 import ipywidgets as w
 
 from hfjobs_magic.checkresult import CheckResult, failing
-from hfjobs_magic.jobs.record import unpushed
+from hfjobs_magic.jobs.progress import extend
+from hfjobs_magic.jobs.record import IDLE_NOTICE, unpushed
 from hfjobs_magic.jobs.watch import Update
 from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.money import usd
 from hfjobs_magic.views import ansi
-from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, mark, push_html, push_states, safe_link
-from hfjobs_magic.views.terminal import collapse_cr
+from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, mark, push_html, push_states, returns_line, safe_link
+from hfjobs_magic.views.operating import metrics_html, notices_html, notices_of, schedule_text
 
 ERROR_STYLE = "color:#dc2626"
 
@@ -45,21 +46,28 @@ def error_html(what: str, err: BaseException) -> str:
 
 
 class JobWidget:
-    def __init__(self, log_lines: int = 40) -> None:
+    def __init__(self, log_lines: int = 40, action: str = "Submit") -> None:
         self._lines: deque[str] = deque(maxlen=log_lines)
         self.checks = w.HTML()
+        self.action = action  # "Schedule" for a --schedule cell: nothing runs now
         fit = {"width": "auto", "min_width": "max-content"}  # a label such as "Submit (worst case $12.00)" is never cut
-        self.submit_button = w.Button(description="Submit", button_style="primary", icon="play", layout=w.Layout(**fit))
+        self.submit_button = w.Button(description=action, button_style="primary", icon="play", layout=w.Layout(**fit))
         self.recheck_button = w.Button(description="Re-check", icon="refresh", layout=w.Layout(**fit))
         self.cancel_button = w.Button(description="Cancel job", button_style="danger", icon="stop",
                                       layout=w.Layout(**fit))
         self.cancel_button.layout.display = "none"
         self.status = w.HTML()
         self.pushes = w.HTML()  # the push panel: what the storage confirmed, live
+        self.metrics = w.HTML()  # CPU, memory, GPU with sparklines of the last minutes
+        self.notices = w.HTML()  # a long wait for hardware, an idle GPU
+        self.idle_cancel_button = w.Button(description="Cancel: GPU idle", button_style="warning", icon="stop",
+                                           layout=w.Layout(**fit))
+        self.idle_cancel_button.layout.display = "none"
         self.logs = w.HTML(layout=w.Layout(max_height="24em", overflow="auto"))
         self.outcome = w.HTML()
         self.box = w.VBox([self.checks, w.HBox([self.submit_button, self.recheck_button, self.cancel_button]),
-                           self.status, self.pushes, self.logs, self.outcome])
+                           self.status, self.notices, self.idle_cancel_button, self.metrics, self.pushes, self.logs,
+                           self.outcome])
         self._submit: Callable[[], None] | None = None
         self._recheck: Callable[[], list[CheckResult]] | None = None
         self._cancel: Callable[[], None] | None = None
@@ -67,6 +75,7 @@ class JobWidget:
         self.submit_button.on_click(lambda _b: self.submit())
         self.recheck_button.on_click(lambda _b: self._run_recheck())
         self.cancel_button.on_click(lambda _b: self._run_cancel())
+        self.idle_cancel_button.on_click(lambda _b: self._run_cancel())
 
     # -- wiring -----------------------------------------------------------------------------
     def display(self) -> None:
@@ -93,14 +102,14 @@ class JobWidget:
         blocked = bool(failing(results))
         self.submit_button.disabled = blocked
         self.submit_button.tooltip = "fix the failing checks first" if blocked else "start the job"
-        label = f" (worst case {self._worst_case})" if self._worst_case else ""
-        self.submit_button.description = f"Submit{label}"
+        label = f" (worst case {self._worst_case})" if self._worst_case and self.action == "Submit" else ""
+        self.submit_button.description = f"{self.action}{label}"
 
     def submit(self) -> None:
         if self.submit_button.disabled or self._submit is None:
             return
         self.submit_button.disabled = self.recheck_button.disabled = True
-        self.status.value = "Submitting…"
+        self.status.value = "Scheduling…" if self.action == "Schedule" else "Submitting…"
         try:
             self._submit()
         except Exception as err:  # shown where the user looks, not lost in a callback
@@ -145,14 +154,15 @@ class JobWidget:
                               f"</code>, cancel it with <code>%hfjob_cancel {html.escape(job_id)}</code>.")
 
     def update(self, update: Update) -> None:
-        self._lines.extend(collapse_cr(line) for line in update.lines[-(self._lines.maxlen or 0):])
+        extend(self._lines, update.lines[-(self._lines.maxlen or 0):])
         self._render_status(update.record)
+        self._render_operating(update)
         self._render_pushes(update.record)
         if update.lines:
             body = "\n".join(ansi.to_html(line) for line in self._lines)
             self.logs.value = f"<pre style='margin:0'>{body}</pre>"
         if update.final:
-            self.cancel_button.layout.display = "none"
+            self.cancel_button.layout.display = self.idle_cancel_button.layout.display = "none"
             self._render_outcome(update.record)
 
     def _render_status(self, record: dict[str, Any]) -> None:
@@ -165,6 +175,23 @@ class JobWidget:
             f"{usd(record.get('cost_usd'))}"
         )
 
+    def _render_operating(self, update: Update) -> None:
+        """Metrics with sparklines, the notices, and a Cancel next to an idle-GPU warning."""
+        record = update.record
+        if record.get("metrics"):
+            self.metrics.value = metrics_html(record["metrics"], update.series)
+        self.notices.value = notices_html(record)
+        idle = any(kind == IDLE_NOTICE for kind, _text in notices_of(record))
+        self.idle_cancel_button.layout.display = None if idle and self._cancel and not update.final else "none"
+
+    def scheduled(self, record: dict[str, Any]) -> None:
+        """A --schedule cell: nothing runs now; say when it will, and how to list or stop it."""
+        self.started(record)
+        job = html.escape(record.get("id", ""))
+        self.outcome.value = (f"<b>{html.escape(schedule_text(record))}</b><br>List scheduled jobs with "
+                              f"<code>%hfjob_ps --scheduled</code>; stop this one with "
+                              f"<code>%hfjob_unschedule {job}</code>.")
+
     def _render_pushes(self, record: dict[str, Any]) -> None:
         states = push_states(record)
         rows = "".join(f"<div>{push_html(level, text)}</div>" for level, text in states)
@@ -176,5 +203,6 @@ class JobWidget:
         message = html.escape(record.get("message") or "")
         lost = [t["repo_id"] for t in unpushed(record)]
         warning = f" <b>but nothing reached {html.escape(', '.join(lost))}: its results are lost</b>" if lost else ""
+        returned = f" · {html.escape(returns_line(record))}" if record.get("returns") else ""
         self.outcome.value = (f"<b style='color:{colour}'>Job ended {html.escape(record.get('stage', ''))}</b>"
-                              f"{warning} {message}")
+                              f"{warning} {message}{returned}")

@@ -1,15 +1,17 @@
 /**
  * The "Run as HF Job" plugin: a command (cell toolbar button, command palette)
- * whose default flags come from this extension's settings.
+ * whose default flags come from this extension's settings; and the "HF Jobs"
+ * panel in the left sidebar (panel.ts), fed by the server extension.
  * The job card renderer is the package's mime extension (renderer.ts).
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { COMMAND_ID, DEFAULTS, IJobDefaults, runAsJob } from './commands';
+import { JobsPanel, serverApi } from './panel';
 
 const PLUGIN_ID = 'hfjobs-magic-lab:plugin';
 
@@ -21,7 +23,7 @@ const jobIcon = new LabIcon({
     '</svg>'
 });
 
-const plugin: JupyterFrontEndPlugin<void> = {
+const runPlugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Run a code cell on Hugging Face Jobs from the cell toolbar or the command palette.',
   autoStart: true,
@@ -58,4 +60,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** Open a notebook of the server's tree and put its cell `cellIndex` (when known) in view, selected. */
+async function openCell(app: JupyterFrontEnd, path: string, cellIndex: number | null): Promise<void> {
+  const widget = await app.commands.execute('docmanager:open', { path });
+  if (!(widget instanceof NotebookPanel) || cellIndex === null) {
+    return;
+  }
+  await widget.context.ready;
+  await widget.revealed;
+  const cell = widget.content.widgets[cellIndex];
+  if (cell) {
+    widget.content.activeCellIndex = cellIndex;
+    await widget.content.scrollToCell(cell);
+  }
+}
+
+const panelPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'hfjobs-magic-lab:panel',
+  description: 'The "HF Jobs" panel: your jobs in the left sidebar, with Cancel, from the server extension.',
+  autoStart: true,
+  optional: [ILayoutRestorer],
+  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
+    const panel = new JobsPanel(serverApi(app.serviceManager.serverSettings), (path, index) =>
+      openCell(app, path, index)
+    );
+    panel.title.icon = jobIcon;
+    app.shell.add(panel, 'left', { rank: 900 });
+    restorer?.add(panel, panel.id); // open again after a reload if it was open
+  }
+};
+
+export default [runPlugin, panelPlugin];

@@ -11,7 +11,7 @@ import { Widget } from '@lumino/widgets';
 
 export const MIME_TYPE = 'application/vnd.hfjob+json';
 
-const STAGES = ['SCHEDULING', 'RUNNING', 'COMPLETED', 'CANCELED', 'ERROR', 'DELETED'];
+const STAGES = ['SCHEDULING', 'RUNNING', 'COMPLETED', 'CANCELED', 'ERROR', 'DELETED', 'SCHEDULED'];
 const FINAL_STAGES = ['COMPLETED', 'CANCELED', 'ERROR', 'DELETED'];
 const REPO_PREFIX = new Map([
   ['model', ''],
@@ -33,6 +33,8 @@ export function renderCard(data: unknown, state: ICardState = { logsOpen: false 
   const card = el('div', 'hfjob-card');
   card.dataset.stage = stage;
   card.append(header(record, stage), fields(record));
+  const extras = [schedule(asObject(record.schedule)), metrics(asObject(record.metrics)), ...notices(record)];
+  card.append(...extras.filter((node): node is HTMLElement => node !== null));
   const push = asList(record.push).map(target => pushTarget(asObject(target), record, stage));
   if (push.length) {
     card.append(el('div', 'hfjob-push', ...push));
@@ -74,6 +76,67 @@ function fields(record: Json): HTMLElement {
   const rate = num(record.usd_per_hour);
   row('Cost', money(num(record.cost_usd)) + (rate === null ? '' : ` (${money(rate)}/h)`));
   return list;
+}
+
+/** Bytes in decimal units, as `hf jobs stats` and the notebook's views print them. */
+export function size(bytes: number | null): string {
+  let amount = bytes ?? 0;
+  for (const unit of ['B', 'KB', 'MB', 'GB']) {
+    if (amount < 1000) {
+      return unit === 'B' ? `${amount.toFixed(0)} B` : `${amount.toFixed(1)} ${unit}`;
+    }
+    amount /= 1000;
+  }
+  return `${amount.toFixed(1)} TB`;
+}
+
+/** The latest CPU, memory and GPU sample with its peak (record.metrics); GPU rows only when the job has one. */
+function metrics(m: Json): HTMLElement | null {
+  const cpu = num(m.cpu_pct);
+  if (cpu === null) {
+    return null;
+  }
+  const peak = asObject(m.peak);
+  const pct = (value: number | null) => `${(value ?? 0).toFixed(0)}%`;
+  const box = el('div', 'hfjob-metrics');
+  const row = (key: string, label: string, value: string, top: string) => {
+    const item = el('span', 'hfjob-metric', el('b', '', label), ` ${value}`, el('span', 'hfjob-metric-peak', top));
+    item.dataset.metric = key;
+    box.append(item);
+  };
+  row('cpu_pct', 'CPU', pct(cpu), ` (peak ${pct(num(peak.cpu_pct))})`);
+  row('memory_bytes', 'Memory', `${size(num(m.memory_bytes))} / ${size(num(m.memory_total_bytes))}`,
+    ` (peak ${size(num(peak.memory_bytes))})`);
+  const gpu = num(m.gpu_util_pct);
+  if (gpu !== null) {
+    row('gpu_util_pct', 'GPU', pct(gpu), ` (peak ${pct(num(peak.gpu_util_pct))})`);
+    row('gpu_memory_bytes', 'GPU memory', `${size(num(m.gpu_memory_bytes))} / ${size(num(m.gpu_memory_total_bytes))}`,
+      '');
+    const idle = num(m.idle_gpu_s) ?? 0;
+    if (idle > 0) {
+      row('idle_gpu_s', 'GPU idle', duration(idle), '');
+    }
+  }
+  return box;
+}
+
+/** A --schedule cell's schedule and its next runs (record.schedule). */
+function schedule(s: Json): HTMLElement | null {
+  if (!text(s.schedule)) {
+    return null;
+  }
+  const runs = asList(s.next_runs).map(value => moment(value) ?? text(value));
+  return el('div', 'hfjob-schedule', `Scheduled ${text(s.schedule)} (UTC); next runs: ${runs.join(', ') || 'unknown'}`);
+}
+
+/** A long wait for hardware, an idle GPU: one line each (record.notices). */
+function notices(record: Json): HTMLElement[] {
+  return asList(record.notices).map(raw => {
+    const notice = asObject(raw);
+    const line = el('div', 'hfjob-notice', `⚠ ${text(notice.text)}`);
+    line.dataset.notice = text(notice.kind);
+    return line;
+  });
 }
 
 /** How a push target stands, as the notebook's text/html says it (hfjobs_magic/views/bundle.py). */
@@ -138,7 +201,7 @@ function logs(tail: string[], total: number, open: boolean): HTMLElement {
 }
 
 /** An <a> for http(s) URLs only; anything else (javascript:, data:, junk) is plain text. */
-function link(url: string, label: string, className: string): HTMLElement {
+export function link(url: string, label: string, className: string): HTMLElement {
   if (!isHttp(url)) {
     return el('span', className, label);
   }
@@ -194,7 +257,7 @@ function moment(value: unknown): string | null {
   return text(value) && !isNaN(date.getTime()) ? date.toLocaleString() : null;
 }
 
-function el(tag: string, className: string, ...children: (string | Node)[]): HTMLElement {
+export function el(tag: string, className: string, ...children: (string | Node)[]): HTMLElement {
   const node = document.createElement(tag);
   if (className) {
     node.className = className;
@@ -203,19 +266,19 @@ function el(tag: string, className: string, ...children: (string | Node)[]): HTM
   return node;
 }
 
-function text(value: unknown): string {
+export function text(value: unknown): string {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
 }
 
-function num(value: unknown): number | null {
+export function num(value: unknown): number | null {
   return typeof value === 'number' && isFinite(value) ? value : null;
 }
 
-function asObject(value: unknown): Json {
+export function asObject(value: unknown): Json {
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : {};
 }
 
-function asList(value: unknown): unknown[] {
+export function asList(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 

@@ -1,6 +1,6 @@
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
-import extension, { JobCard, MIME_TYPE, duration, money, renderCard, rendererFactory } from '../src/renderer';
+import extension, { JobCard, MIME_TYPE, duration, money, renderCard, rendererFactory, size } from '../src/renderer';
 
 /** A record exactly as hfjobs_magic.jobs.record.JobRecord.as_json() writes it. */
 function record(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -59,7 +59,7 @@ describe('renderCard', () => {
     expect(jobLink.rel).toBe('noopener noreferrer');
     expect(q(card, '.hfjob-namespace').textContent).toBe('alice');
     expect(q(card, '.hfjob-field-flavor').textContent).toBe('a10g-large');
-    expect(q(card, '.hfjob-field-started').textContent).toBe(new Date('2025-01-02T03:04:05Z').toLocaleString());
+    expect(q(card, '.hfjob-field-started').textContent).toBe('1/2/2025, 3:04:05 AM');
     expect(q(card, '.hfjob-field-duration').textContent).toBe('1h01m01s');
     expect(q(card, '.hfjob-field-cost').textContent).toBe('$1.52 ($1.50/h)');
   });
@@ -76,7 +76,7 @@ describe('renderCard', () => {
     expect(oid.textContent).toBe('01234567');
     expect(oid.href).toBe('https://huggingface.co/datasets/alice/sft-results/commit/0123456789abcdef');
     expect(q(card, '.hfjob-commit-title').textContent).toBe('Upload dataset');
-    expect(q(card, '.hfjob-commit-date').textContent).toBe(new Date('2025-01-02T04:00:00Z').toLocaleString());
+    expect(q(card, '.hfjob-commit-date').textContent).toBe('1/2/2025, 4:00:00 AM');
   });
 
   it('links models and spaces at their own Hub paths', () => {
@@ -166,17 +166,29 @@ describe('renderCard', () => {
     expect(card.querySelector('details')).toBeNull();
   });
 
-  it('survives malformed records without throwing', () => {
-    const odd = { push: [{ repo_id: 'a/b', repo_type: 'constructor', commits: [{ oid: 7 }] }], url: 'https://h/j' };
-    for (const data of [null, 42, 'text', [], { push: 'x', log_tail: 'y', stage: 7 }, { push: [null, 3] }, odd]) {
-      expect(() => renderCard(data)).not.toThrow();
+  it('renders malformed records as what they are, field by field', () => {
+    const empty = 'UNKNOWNHF Job unknown idFlavorunknownStartednot yetCostunknown';  // no start, no duration
+    for (const data of [null, 42, 'text', [], {}]) {
+      expect(renderCard(data).textContent).toBe(empty);
     }
+    const operating = { metrics: { cpu_pct: 3, peak: 'x' }, notices: [null, 4], schedule: { schedule: 7, next_runs: 'x' } };
+    const operatingText = renderCard(operating).textContent as string;
+    expect(operatingText.startsWith(empty)).toBe(true);
+    expect(operatingText).toContain('Scheduled 7 (UTC); next runs: unknown');
+    expect(operatingText).toContain('CPU 3% (peak 0%)');
+    const wrongTypes = renderCard({ push: 'x', log_tail: 'y', stage: 7 });
+    expect(wrongTypes.textContent).toBe('7HF Job unknown idFlavorunknownStartednot yetCostunknown');
+    expect(wrongTypes.querySelector('details')).toBeNull();
     const card = renderCard({});
     expect(q(card, '.hfjob-badge').textContent).toBe('UNKNOWN');
     expect(q(card, '.hfjob-job-link').textContent).toBe('unknown id');
     expect(q(card, '.hfjob-field-flavor').textContent).toBe('unknown');
     expect(q(renderCard({ started_at: 'not a date' }), '.hfjob-field-started').textContent).toBe('not yet');
-    expect(renderCard(odd).querySelector('.hfjob-push a')).toBeNull(); // an unknown repo type gets no Hub link
+    const odd = { push: [{ repo_id: 'a/b', repo_type: 'constructor', commits: [{ oid: 7 }] }], url: 'https://h/j' };
+    const oddCard = renderCard(odd);
+    expect(Array.from(oddCard.querySelectorAll('.hfjob-push-line'), e => e.textContent)).toEqual(['a/b … nothing yet']);
+    expect(q(oddCard, '.hfjob-oid').textContent).toBe('7');
+    expect(oddCard.querySelector('.hfjob-push a')).toBeNull(); // an unknown repo type gets no Hub link
   });
 });
 
@@ -277,5 +289,55 @@ describe('formatting', () => {
     [12.5, '$12.50']
   ])('money(%p) is %s', (usd, expected) => {
     expect(money(usd)).toBe(expected);
+  });
+});
+
+describe('operating a job', () => {
+  const metrics = {
+    cpu_pct: 87.4,
+    memory_bytes: 1_234_000_000,
+    memory_total_bytes: 16_000_000_000,
+    gpu_util_pct: 2,
+    gpu_memory_bytes: 500_000_000,
+    gpu_memory_total_bytes: 24_000_000_000,
+    peak: { cpu_pct: 99, memory_bytes: 2_000_000_000, gpu_util_pct: 91 },
+    idle_gpu_s: 125,
+    idle_gpu_total_s: 300
+  };
+
+  it('shows the latest metrics and their peaks, with GPU rows only for a GPU', () => {
+    const card = renderCard(record({ stage: 'RUNNING', metrics }));
+    expect(q(card, '[data-metric="cpu_pct"]').textContent).toBe('CPU 87% (peak 99%)');
+    expect(q(card, '[data-metric="memory_bytes"]').textContent).toBe('Memory 1.2 GB / 16.0 GB (peak 2.0 GB)');
+    expect(q(card, '[data-metric="gpu_util_pct"]').textContent).toBe('GPU 2% (peak 91%)');
+    expect(q(card, '[data-metric="idle_gpu_s"]').textContent).toBe('GPU idle 2m05s');
+    const cpuOnly = renderCard(record({ metrics: { cpu_pct: 5, memory_bytes: 1000, memory_total_bytes: 2000, peak: {} } }));
+    expect(cpuOnly.querySelector('[data-metric="gpu_util_pct"]')).toBeNull();
+    expect(renderCard(record()).querySelector('.hfjob-metrics')).toBeNull();
+  });
+
+  it('shows notices and a schedule as text', () => {
+    const card = renderCard(
+      record({
+        stage: 'SCHEDULED',
+        notices: [{ kind: 'idle_gpu', text: '<b>The GPU has been idle</b>' }],
+        schedule: { id: 's1', schedule: '@daily', next_runs: ['2025-01-03T00:00:00Z'] }
+      })
+    );
+    const notice = q(card, '.hfjob-notice');
+    expect(notice.dataset.notice).toBe('idle_gpu');
+    expect(notice.textContent).toBe('⚠ <b>The GPU has been idle</b>');
+    expect(notice.querySelector('b')).toBeNull();
+    expect(q(card, '.hfjob-schedule').textContent).toContain('Scheduled @daily (UTC); next runs: ');
+    expect(q(card, '.hfjob-badge').classList.contains('hfjob-badge-scheduled')).toBe(true);
+  });
+
+  it.each([
+    [null, '0 B'],
+    [999, '999 B'],
+    [1_500, '1.5 KB'],
+    [24_000_000_000, '24.0 GB']
+  ])('size(%p) is %s', (bytes, expected) => {
+    expect(size(bytes)).toBe(expected);
   });
 });

@@ -78,7 +78,7 @@ def jupyterlab(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory,
     """One JupyterLab for the session, its kernels pointed at the session's sandbox.
 
     Kernels get HF_ENDPOINT, the sandbox's write token as HF_TOKEN, a job history in
-    a temporary folder and HF_HUB_DISABLE_XET=1. The kernel spec `READ_TOKEN_KERNEL`
+    a temporary folder. The kernel spec `READ_TOKEN_KERNEL`
     is the same Python with the sandbox's read-only token instead. Notebooks are
     written under `jupyterlab.root_dir`. Stopped, kernels and all, at the end.
     """
@@ -89,7 +89,6 @@ def jupyterlab(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory,
         "HF_ENDPOINT": sandbox.endpoint,
         "HF_TOKEN": sandbox.token,
         "HFJOB_HISTORY": str(base / "history.jsonl"),
-        "HF_HUB_DISABLE_XET": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
     }
     lab = start_jupyterlab(base, env, extra_args=jupyterlab_args,

@@ -9,6 +9,8 @@ its last line.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hfjobs_magic.jobs.record import MIME as RECORD_MIME
@@ -18,8 +20,13 @@ pytestmark = pytest.mark.browser
 
 JOB_TIMEOUT_MS = 150_000  # a job installs its script's dependencies with uv before it runs
 FIRST, LAST = "attach-test: first line", "attach-test: last line"
-JOB_CELL = (f"%%hfjob --yes --detach --allow-no-push --timeout 5m\n"
-            f"import time\nprint({FIRST!r})\ntime.sleep(9)\nprint({LAST!r})")
+
+
+def job_cell(go_on: Path) -> str:
+    """A job that prints its first line, then waits for the test to create `go_on` before its last one."""
+    return (f"%%hfjob --yes --detach --allow-no-push --timeout 5m\n"
+            f"import os, time\nprint({FIRST!r}, flush=True)\n"
+            f"while not os.path.exists({str(go_on)!r}):\n    time.sleep(0.1)\nprint({LAST!r})")
 _PANEL = "window.jupyterapp.shell.currentWidget"
 
 
@@ -55,8 +62,9 @@ def restart_kernel(notebook: LabNotebook) -> None:
     notebook.wait_ready()
 
 
-def test_attach_ps_and_logs_after_a_kernel_restart(open_notebook, dialogs: list[str]):
-    notebook = open_notebook("attach.ipynb", ["%load_ext hfjobs_magic", JOB_CELL, "%load_ext hfjobs_magic",
+def test_attach_ps_and_logs_after_a_kernel_restart(open_notebook, dialogs: list[str], tmp_path: Path):
+    go_on = tmp_path / "attach-go-on"
+    notebook = open_notebook("attach.ipynb", ["%load_ext hfjobs_magic", job_cell(go_on), "%load_ext hfjobs_magic",
                                               "%hfjob_attach JOB", "%hfjob_ps", "%hfjob_logs JOB --tail 1"])
     notebook.run(0)
     notebook.run(1)  # returns once the job is submitted: --detach follows nothing
@@ -75,9 +83,10 @@ def test_attach_ps_and_logs_after_a_kernel_restart(open_notebook, dialogs: list[
     notebook.run(3)
 
     view = notebook.cell(3)
-    # The job still sleeps: the view opens on RUNNING (a restart slower than the job's 6 s would miss it).
-    view.locator(".widget-html-content span", has_text="RUNNING").first.wait_for(timeout=UI_TIMEOUT_MS)
+    # The job waits for go_on: the view opens on RUNNING however long the restart took.
+    view.locator(".widget-html-content span", has_text="RUNNING").first.wait_for(timeout=JOB_TIMEOUT_MS)
     assert view.locator(".widget-html-content a", has_text=job_id).count() == 1
+    go_on.touch()
     view.get_by_text("Job ended COMPLETED").wait_for(timeout=JOB_TIMEOUT_MS)
     log_pane = view.locator(".widget-html-content pre", has_text=LAST).first
     log_pane.wait_for(timeout=UI_TIMEOUT_MS)
@@ -85,7 +94,8 @@ def test_attach_ps_and_logs_after_a_kernel_restart(open_notebook, dialogs: list[
     assert shown.count(FIRST) == 1 and shown.count(LAST) == 1, shown
     assert shown.index(FIRST) < shown.index(LAST), shown
     assert view.locator(".widget-html-content span", has_text="COMPLETED").count() >= 1
-    assert not view.locator("button.jupyter-button", has_text="Cancel").is_visible()
+    cancels = view.locator("button.jupyter-button", has_text="Cancel").all()  # "Cancel job", "Cancel: GPU idle"
+    assert cancels and not any(button.is_visible() for button in cancels)
     record = notebook.wait_for_record(3, "COMPLETED")
     assert record["id"] == job_id
     assert records(notebook, 3)[-1]["stage"] == "COMPLETED"

@@ -1,0 +1,1 @@
+"""huggingface_hub's own integration tests, run against the sandbox (`python -m tests.conformance.run`)."""
