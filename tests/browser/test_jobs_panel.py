@@ -74,7 +74,9 @@ class Received:
                 found.append((response.url, response.body()))
             except Exception:  # redirects and evicted resources have no body to read
                 continue
-        return found + [("websocket", frame.encode()) for frame in self.frames]
+        # A kernel's history_reply replays what was typed in earlier tests' cells: one of them types the
+        # token on purpose (the checklist test's "fix" step). That is the user's own input, not ours.
+        return found + [("websocket", frame.encode()) for frame in self.frames if "history_reply" not in frame]
 
 
 def row(page: Any, job_id: str) -> Any:
