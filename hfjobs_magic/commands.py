@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from IPython.core.error import UsageError
 
 from hfjobs_magic import notebook as nbio
 from hfjobs_magic.cell.spec import Defaults, JobSpec, build_spec, parse_line, read_pyproject_defaults
-from hfjobs_magic.checks import FAIL, CheckResult, context_for, run_checks
+from hfjobs_magic.checks import FAIL, CheckResult, context_for, line_error_results, run_checks
 from hfjobs_magic.mask import TOKEN_LITERAL, hide_token_literals
 
 if TYPE_CHECKING:
@@ -53,13 +54,13 @@ def check_cell(path: Path, cell: nbio.JobCell, client: Any, nb: Any = None) -> l
     """The checklist of one cell without a kernel: `variables` reads the cells above (values that only
     a kernel knows are skipped).
 
-    A cell that cannot become a script still gets every check (the script check says why).
+    A cell that cannot become a script still gets every check (the script check says why); an invalid
+    line fails the check its flag concerns.
     """
     try:
         spec = cell_spec(path, cell)
     except UsageError as err:
-        return [CheckResult("script", FAIL, f"the %%hfjob line is invalid: {err}",
-                            "Fix the flags (see %%hfjob? for every flag).")]
+        return line_error_results(err)
     ctx = context_for(cell.body, spec, client=client, variables=None, notebook=str(path), notebook_dir=path.parent,
                       first_line=2,  # line numbers as the notebook shows them, under the %%hfjob line
                       carrier=static_carrier(nb, cell) if nb is not None else None)
@@ -134,17 +135,22 @@ def _execute(path: Path, out: Path, env: dict[str, str]) -> int:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+    from traitlets.config import Config
 
     nb = nbio.read(path)
     failure: str | None = None
-    try:
-        NotebookClient(nb, timeout=None, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent.resolve())}}).execute(
-            env={**os.environ, **env})  # the kernel's environment; ours stays as it is
-    except CellExecutionError as err:
-        failure = failure_text(nb, err.ename, err.evalue)
-    finally:
-        nbformat.write(nb, str(out))
+    # Local sockets in a private folder, not TCP: nothing else on this machine can connect, and the
+    # kernel has no "running over TCP without encryption" warning to print into the run's output.
+    with tempfile.TemporaryDirectory(prefix="hfjob-kernel-") as sockets:
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        try:
+            NotebookClient(nb, config=ipc, timeout=None, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent.resolve())}}).execute(
+                env={**os.environ, **env})  # the kernel's environment; ours stays as it is
+        except CellExecutionError as err:
+            failure = failure_text(nb, err.ename, err.evalue)
+        finally:
+            nbformat.write(nb, str(out))
     print_summary(nb)
     print(f"[hfjob] executed notebook written to {out}")
     if failure:
@@ -165,7 +171,8 @@ def failure_text(nb: Any, ename: str, evalue: str | None, max_lines: int = FAILU
 
 
 def print_summary(nb: Any) -> None:
-    from hfjobs_magic.views.bundle import duration, money, push_lines
+    from hfjobs_magic.money import usd
+    from hfjobs_magic.views.bundle import duration, push_lines
 
     records = nbio.job_records(nb)
     if not records:
@@ -173,7 +180,7 @@ def print_summary(nb: Any) -> None:
         return
     rows = [("CELL", "JOB ID", "STAGE", "DURATION", "COST", "PUSHES")]
     for index, r in records:
-        rows.append((str(index), r["id"], r["stage"], duration(r.get("duration_s")), money(r.get("cost_usd")),
+        rows.append((str(index), r["id"], r["stage"], duration(r.get("duration_s")), usd(r.get("cost_usd")),
                      "; ".join(push_lines(r)) or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

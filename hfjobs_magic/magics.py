@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
-from hfjobs_magic.cell.spec import DEFAULT_FLAVOR, DEFAULT_IMAGE, Defaults, job_arguments
+from hfjobs_magic.cell import DEFAULT_FLAVOR, DEFAULT_IMAGE
 from hfjobs_magic.mask import hide_token_literals
 
 HEADLESS_ENV = "HFJOB_HEADLESS"
+WARM_IMPORTS_WAIT_S = 20.0
 FIRST_LINE = 2  # the cell's code starts under the %%hfjob line: messages number lines as the notebook shows them
 
 
@@ -64,11 +66,13 @@ class HFJobMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._client: Any = None
+        self._client_lock = threading.Lock()  # the warm-up thread and a cell may both ask first
+        self._imported: threading.Event | None = None  # set once the warm-up has imported what a job cell needs
 
     # -- wiring helpers (no work of their own) -----------------------------------------------
-    def defaults(self) -> Defaults:
+    def defaults(self) -> Any:
         """%config values, under them `[tool.hfjobs_magic]` from the notebook folder's pyproject.toml."""
-        from hfjobs_magic.cell.spec import read_pyproject_defaults
+        from hfjobs_magic.cell.spec import Defaults, read_pyproject_defaults
 
         configured = set(self.config.get("HFJobMagics", {}))
         names = [f.name for f in fields(Defaults)]
@@ -82,9 +86,47 @@ class HFJobMagics(Magics):
         from hfjobs_magic.remote.hub import HubClient, resolve_endpoint, resolve_token
 
         endpoint, token = resolve_endpoint(), resolve_token()
-        if self._client is None or (self._client.endpoint, self._client.token) != (endpoint, token):
-            self._client = HubClient(endpoint, token)
-        return self._client
+        with self._client_lock:
+            if self._client is None or (self._client.endpoint, self._client.token) != (endpoint, token):
+                self._client = HubClient(endpoint, token)
+            return self._client
+
+    def warm_up(self) -> None:
+        """What the first job cell needs (imports, whoami, the hardware list), fetched on a daemon thread
+        while the user types it. Never raises: a look-up that fails here is made again, and said, by the
+        cell's checks."""
+        self._imported = threading.Event()
+        threading.Thread(target=self._warm, args=(self._imported,), name="hfjob-warm-up", daemon=True).start()
+
+    def _warm(self, imported: threading.Event) -> None:
+        try:
+            import hfjobs_magic.cell.script  # noqa: F401  the heavy imports of a job cell, in its order
+            import hfjobs_magic.checks  # noqa: F401
+            import hfjobs_magic.jobs.runner  # noqa: F401
+            import hfjobs_magic.views.text  # noqa: F401
+            from hfjobs_magic.cell.spec import parse_line
+
+            parse_line("")  # builds the flags' parser
+
+            if not is_headless(self.shell):
+                import hfjobs_magic.views.widgets  # noqa: F401
+            client = self.client()
+            _ = client.api
+            imported.set()
+            if client.token:
+                client.whoami()
+            client.hardware()
+        except Exception:  # noqa: S110  nothing to report yet: the cell's checks ask again and say why
+            pass
+        finally:
+            imported.set()
+
+    def _wait_for_warm_imports(self) -> None:
+        """A cell typed faster than the warm-up imports waits for them rather than importing alongside:
+        two threads importing at once take longer than one after the other. Look-ups still in flight are
+        shared through the client's caches instead."""
+        if self._imported is not None:
+            self._imported.wait(timeout=WARM_IMPORTS_WAIT_S)
 
     def runner(self) -> Any:
         from hfjobs_magic.cell.spec import parse_timeout
@@ -109,8 +151,6 @@ class HFJobMagics(Magics):
         return self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
 
     # -- the cell magic --------------------------------------------------------------------------
-    @magic_arguments(name="%hfjob")  # the usage line then reads %%hfjob
-    @job_arguments
     @cell_magic
     def hfjob(self, line: str, cell: str) -> None:
         """Run this cell on Hugging Face Jobs hardware as a standalone uv script.
@@ -131,16 +171,17 @@ class HFJobMagics(Magics):
             %%hfjob --dry-run          # show the script and the checks, submit nothing
             %%hfjob --yes --detach     # submit once the checks pass, return at once
         """
+        self._wait_for_warm_imports()
         from hfjobs_magic.cell.returns import epilogue
         from hfjobs_magic.cell.script import build_script
-        from hfjobs_magic.cell.spec import build_spec, parse_args
+        from hfjobs_magic.cell.spec import build_spec, parse_line
         from hfjobs_magic.cell.wrapping import cell_hash
         from hfjobs_magic.checks import CheckContext, run_checks
         from hfjobs_magic.checks.targets import cell_push_targets
         from hfjobs_magic.jobs.runner import JobRequest
 
         try:
-            spec = build_spec(parse_args(self.hfjob, line), self.defaults())
+            spec = build_spec(parse_line(line), self.defaults())
             script = build_script(cell, spec, variables=self.shell.user_ns, notebook=self.notebook(),
                                   first_line=FIRST_LINE, carrier=self.carrier(),
                                   epilogue=epilogue(spec.returns) if spec.returns else "")
@@ -213,9 +254,26 @@ class HFJobMagics(Magics):
         self.runner().attach(args.job, self.namespace, returns=return_names(args.returns))
 
 
+def _hfjob_help() -> str:
+    from hfjobs_magic.cell.spec import flags_help
+
+    return flags_help(HFJobMagics.hfjob.__doc__ or "")
+
+
+# `%%hfjob?` asks an object's getdoc() first (IPython.core.oinspect.getdoc): the flags' help is made then.
+HFJobMagics.hfjob.getdoc = _hfjob_help  # type: ignore[attr-defined]
+
+
 def register(ipython: Any) -> None:
-    """Register the magics and flag completion on a shell."""
+    """Register the magics and flag completion on a shell; warm up once the `%load_ext` cell has run."""
     from hfjobs_magic.completion import install_completer
 
-    ipython.register_magics(HFJobMagics)
+    magics = HFJobMagics(shell=ipython)
+    ipython.register_magics(magics)
     install_completer(ipython)
+
+    def warm_once(_result: Any = None) -> None:  # after the cell, so %load_ext itself stays light
+        ipython.events.unregister("post_run_cell", warm_once)
+        magics.warm_up()
+
+    ipython.events.register("post_run_cell", warm_once)

@@ -177,9 +177,12 @@ def test_run_of_a_notebook_without_jobs_says_so(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("print(1 + 1)")]
     path = tmp_path / "plain.ipynb"
     nbformat.write(nb, str(path))
-    result = run([str(BIN / "hfjob"), "run", str(path)])
+    result = subprocess.run([str(BIN / "hfjob"), "run", str(path)], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "no job ran" in result.stdout
+    assert "WARNING" not in result.stderr and "without encryption" not in result.stderr  # no kernel noise
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.ipynb", "plain.out.ipynb"]  # no socket files left
     assert nbformat.read(str(tmp_path / "plain.out.ipynb"), as_version=4).cells[0].outputs[0]["text"] == "2\n"
 
 

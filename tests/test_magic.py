@@ -262,6 +262,15 @@ def test_an_unreachable_hub_at_submission_is_one_clear_line(shell, monkeypatch):
     assert str(err).startswith("the job was not submitted: could not reach the Hub")
 
 
+def test_the_help_shows_the_examples_and_every_flag(shell, capsys):
+    from hfjobs_magic.cell.spec import known_flags
+
+    assert shell.run_cell("%%hfjob?").success
+    out = capsys.readouterr().out
+    assert "Examples::" in out and "%%hfjob --dry-run" in out
+    assert all(flag in out for flag in known_flags())
+
+
 def test_every_check_numbers_lines_as_the_notebook_shows_them(shell, capsys):
     assert shell.run_cell("%%hfjob --dry-run --allow-no-push\n%pip install numpy\nprint(undefined_var)").success
     out = capsys.readouterr().out

@@ -80,11 +80,26 @@ def test_widget_log_pane_keeps_only_the_last_lines_and_escapes_them():
     assert widget.cancel_button.layout.display == "none"
 
 
-def test_money_never_shows_a_paid_job_as_free():
-    from hfjobs_magic.views.bundle import money
+def test_money_reads_one_way_and_never_shows_a_paid_job_as_free():
+    from hfjobs_magic.money import usd
 
-    assert money(0.00001) == "< $0.0001" and money(0) == "$0.0000"
-    assert money(0.5) == "$0.5000" and money(12.345) == "$12.35" and money(None) == "unknown"
+    assert usd(0.00001) == "< $0.0001" and usd(0.00009999) == "< $0.0001" and usd(0) == "$0.00"
+    assert usd(0.0001) == "$0.0001" and usd(0.0042) == "$0.0042" and usd(0.5) == "$0.50"
+    assert usd(0.75) == "$0.75" and usd(12.345) == "$12.35" and usd(None) == "unknown"
+
+
+def test_every_view_prints_a_tiny_cost_the_same_way():
+    from hfjobs_magic.views.widgets import JobWidget
+
+    tiny = record(cost_usd=0.00002, stage="COMPLETED")
+    out = io.StringIO()
+    TextView(out=out).update(Update(tiny, [], final=True))
+    widget = JobWidget()
+    widget.update(Update(tiny, [], final=True))
+    bundle = to_bundle(tiny)
+    for shown in (out.getvalue(), widget.status.value, bundle["text/plain"], bundle["text/html"]):
+        assert "&lt; $0.0001" in shown or "< $0.0001" in shown, shown
+        assert "$0.0000" not in shown
 
 
 def test_a_terminal_gets_the_record_twice_not_once_a_second(capsys):
@@ -101,3 +116,39 @@ def test_a_terminal_gets_the_record_twice_not_once_a_second(capsys):
     display.update(record(stage="COMPLETED"), force=True)
     printed = capsys.readouterr().out
     assert printed.count("HF Job abc123") == 2 and "[COMPLETED]" in printed
+
+
+# Characters an emoji font draws (and a machine without one shows as boxes): pictographs, the variation
+# selector that asks for emoji presentation, and the dingbats the old marks were.
+EMOJI = {0xFE0F, 0x2705, 0x274C, 0x26A0, 0x231B, 0x23F3, 0x2796, 0x2714, 0x2716}
+
+
+def has_emoji(text: str) -> bool:
+    return any(ord(c) >= 0x1F000 or ord(c) in EMOJI for c in text)
+
+
+def test_status_marks_are_text_any_font_can_draw():
+    from hfjobs_magic.checkresult import CheckResult
+    from hfjobs_magic.views.bundle import push_html
+    from hfjobs_magic.views.widgets import checks_html
+
+    results = [CheckResult("token", s, f"{s} message") for s in ("ok", "warn", "fail", "skip")]
+    table = checks_html(results)
+    assert not has_emoji(table), table
+    for status, sign in (("ok", "✓"), ("warn", "!"), ("fail", "✗"), ("skip", "–")):
+        assert f"data-status='{status}'><td title='{status}'><b style='color:" in table
+        assert f"'>{sign}</b></td><td><b>token</b>" in table
+    pushed = record(push=[{"repo_id": "alice/x", "repo_type": "model", "commits": [{"oid": "1"}], "verified": True}])
+    for level in ("ok", "wait", "warn", "fail"):
+        assert not has_emoji(push_html(level, "x"))
+    assert not has_emoji(to_html(pushed)) and "✓" in to_html(pushed)
+
+
+def test_the_submit_label_with_its_worst_case_is_never_cut():
+    from hfjobs_magic.views.widgets import JobWidget
+
+    widget = JobWidget()
+    widget.show_checks([], worst_case="$1234.56")
+    assert widget.submit_button.description == "Submit (worst case $1234.56)"
+    for button in (widget.submit_button, widget.recheck_button, widget.cancel_button):
+        assert button.layout.width == "auto" and button.layout.min_width == "max-content"

@@ -11,8 +11,9 @@ from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
 from hfjobs_magic.remote.hub import SUBMIT_LABEL, HubClient, Submission
 
 
-def submit(client: HubClient, code: str, secrets: dict[str, str] | None = None, timeout: int = 120):
-    script = f"# /// script\n# requires-python = '>=3.10'\n# dependencies = []\n# ///\n{code}\n"
+def submit(client: HubClient, code: str, secrets: dict[str, str] | None = None, timeout: int = 120,
+           dependencies: str = ""):
+    script = f"# /// script\n# requires-python = '>=3.10'\n# dependencies = [{dependencies}]\n# ///\n{code}\n"
     return client.submit(Submission(namespace="alice", script=script, image="uv", flavor="cpu-basic",
                                     timeout_seconds=timeout, env={"PYTHONUNBUFFERED": "1"},
                                     secrets=secrets or {}, labels={"test": "watch"}))
@@ -113,3 +114,25 @@ def test_a_silent_job_still_updates_its_stage_and_an_outage_is_said(fresh_sandbo
     assert go_on.exists(), "a silent job must still show it is running, and an outage must be said"
     assert record.stage == "COMPLETED"
     assert seen[-1].record["message"] is None  # the outage notice goes once the Hub answers
+
+
+def test_the_end_of_the_log_stream_ends_the_watch_without_waiting_for_a_poll(sandbox, unique_name):
+    """Stage polls an hour apart: only the stream's end can trigger the final poll and push verification."""
+    from hfjobs_magic.jobs.record import PushTarget
+    from hfjobs_magic.jobs.watch import Pacing
+
+    client = HubClient(sandbox.endpoint, sandbox.token)
+    repo = f"alice/{unique_name}"
+    code = ("from huggingface_hub import HfApi\napi = HfApi()\n"
+            f"api.create_repo({repo!r}, exist_ok=True)\n"
+            f"api.upload_file(path_or_fileobj=b'x', path_in_repo='x.txt', repo_id={repo!r})\nprint('pushed')")
+    info = submit(client, code, secrets={"HF_TOKEN": sandbox.token}, dependencies="'huggingface_hub'")
+    record = JobRecord(id=info.id, namespace="alice", url=info.url, flavor="cpu-basic", usd_per_hour=0.01)
+    apply_job_info(record, info)
+    record.push.append(PushTarget(repo, "model"))
+    hour = Pacing(poll_first=3600, poll_max=3600, push_every=3600, log_grace=3600, heartbeat=3600)
+    updates: queue.Queue[Update] = queue.Queue()
+    watch = JobWatch(client, record, updates.put, pacing=hour).start()
+    assert watch.join(timeout=120), "the watch waited for the next stage poll instead of the stream's end"
+    assert record.stage == "COMPLETED" and "pushed" in lines_of(list(updates.queue)), record.log_tail
+    assert record.push[0].verified and len(record.push[0].commits) == 1

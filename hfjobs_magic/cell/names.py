@@ -54,15 +54,33 @@ def _globals_bound(top: symtable.SymbolTable) -> set[str]:
     return bound
 
 
-def line_mapper(cell: str, body: str) -> dict[int, int]:
-    """Body line -> cell line, where the script's body dropped or moved lines of the cell."""
+EXACT_DIFF_LINES = 2000  # above this many differing lines, the diff may skip very common lines (autojunk)
+
+
+def line_opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """`SequenceMatcher(None, a, b).get_opcodes()`, fast on huge cells: the lines both share at the start
+    and at the end are matched without diffing (a diff of 20,000 equal lines is quadratic)."""
     import difflib
 
+    head = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    tail = next((i for i, (x, y) in enumerate(zip(reversed(a[head:]), reversed(b[head:]), strict=False)) if x != y),
+                min(len(a), len(b)) - head)
+    mid_a, mid_b = a[head:len(a) - tail], b[head:len(b) - tail]
+    exact = max(len(mid_a), len(mid_b)) <= EXACT_DIFF_LINES
+    codes = [("equal", 0, head, 0, head)] if head else []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=not exact).get_opcodes():
+        codes.append((tag, i1 + head, i2 + head, j1 + head, j2 + head))
+    if tail:
+        codes.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
+    return codes
+
+
+def line_mapper(cell: str, body: str) -> dict[int, int]:
+    """Body line -> cell line, where the script's body dropped or moved lines of the cell."""
     cell_lines = [s.strip() for s in cell.splitlines()]
     body_lines = [s.strip() for s in body.splitlines()]
     mapping: dict[int, int] = {}
-    matcher = difflib.SequenceMatcher(None, body_lines, cell_lines, autojunk=False)
-    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for _tag, i1, i2, j1, j2 in line_opcodes(body_lines, cell_lines):
         for offset, i in enumerate(range(i1, i2)):
             mapping[i + 1] = j1 + min(offset, max(j2 - j1 - 1, 0)) + 1
     return mapping

@@ -9,7 +9,6 @@ IPython's own transformer; what cannot run outside IPython is reported, never dr
 from __future__ import annotations
 
 import ast
-import difflib
 import math
 import re
 import sys
@@ -22,7 +21,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from hfjobs_magic.cell.carry import CELL_FILE, Carry, run_call
 from hfjobs_magic.cell.deps import find_imports, infer_dependencies, merge_dependencies, requirement_name
-from hfjobs_magic.cell.names import undefined_names
+from hfjobs_magic.cell.names import line_opcodes, undefined_names
 from hfjobs_magic.cell.prologue import render_prologue
 from hfjobs_magic.cell.scan import CellScan, scan
 from hfjobs_magic.cell.spec import JobSpec, load_toml
@@ -240,9 +239,8 @@ def _scan(tree: ast.AST, lines: list[int]) -> tuple[list[str], list[str], list[t
 
 def _line_map(original: list[str], transformed: list[str]) -> list[int]:
     """The 1-based original line of each transformed line (IPython drops and merges some)."""
-    matcher = difflib.SequenceMatcher(None, [s.strip() for s in original], [s.strip() for s in transformed], False)
     mapping = [1] * len(transformed)
-    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for _tag, i1, i2, j1, j2 in line_opcodes([s.strip() for s in original], [s.strip() for s in transformed]):
         # In a changed run, pair transformed lines in order with the original lines that start a statement.
         sources = [i for i in range(i1, i2) if original[i].strip() and not _continues(original, i)]
         sources = sources or [min(i1, max(len(original) - 1, 0))]

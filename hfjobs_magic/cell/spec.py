@@ -24,8 +24,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 from IPython.utils.process import arg_split
 
-DEFAULT_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
-DEFAULT_FLAVOR = "cpu-basic"
+from hfjobs_magic.cell import DEFAULT_FLAVOR, DEFAULT_IMAGE
+
 TOKEN_SECRET = "HF_TOKEN"
 REPO_TYPES = ("model", "dataset", "space")
 PUSH_SCHEMES = ("s3", "gs")
@@ -41,6 +41,16 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_VERSION = re.compile(r"^3\.\d+(\.\d+)?$")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FlagError(UsageError):
+    """A flag's value or combination is wrong; `flag` names it (None: no single flag), so that
+    `hfjob check` reports it under the check that flag concerns."""
+
+    def __init__(self, flag: str | None, message: str) -> None:
+        super().__init__(message)
+        self.flag = flag
+
 
 # In source order; `job_arguments` registers them so that `%%hfjob?` lists them this way.
 _DECLARATIONS: list[Any] = [
@@ -123,6 +133,17 @@ def _line_parser() -> Callable[..., Any]:
     return hfjob
 
 
+def flags_help(doc: str) -> str:
+    """`doc`, then the usage and every flag, as `%%hfjob?` shows them. Built only when asked for: loading
+    the extension does not pay for formatting the help of two dozen flags."""
+
+    def hfjob(line: str = "") -> None:
+        pass
+
+    hfjob.__doc__ = doc  # the parser's description, read when it is built
+    return magic_arguments("%hfjob")(job_arguments(hfjob)).__doc__ or doc
+
+
 def known_flags() -> list[str]:
     """Every option `%%hfjob` accepts, in declaration order (for did-you-mean and docs)."""
     return [d.args[0] for d in _DECLARATIONS if isinstance(d, argument)]
@@ -146,7 +167,8 @@ def parse_args(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
     try:
         ns, extras = magic_func.parser.parse_known_args(argv)
     except UsageError as exc:
-        raise UsageError(_rephrase(str(exc))) from None
+        named = re.match(r"argument (--[a-z-]+)", str(exc))  # argparse names the flag it could not take
+        raise FlagError(named[1] if named else None, _rephrase(str(exc))) from None
     if extras:
         raise UsageError(_unknown_message(extras))
     return ns
@@ -296,8 +318,8 @@ def bucket_parts(url: str) -> tuple[str, str]:
     """`hf://buckets/ns/name/some/prefix/` -> ("ns/name", "some/prefix"); UsageError when it names no bucket."""
     parts = url[len(BUCKET_URL):].split("/") if url.startswith(BUCKET_URL) else []
     if len(parts) < 2 or not parts[0] or not parts[1] or any(p in (".", "..") for p in parts):
-        raise UsageError(f"--push {url!r}: expected hf://buckets/NAMESPACE/NAME[/PREFIX], "
-                         "e.g. --push hf://buckets/alice/results/run-1")
+        raise FlagError("--push", f"--push {url!r}: expected hf://buckets/NAMESPACE/NAME[/PREFIX], "
+                                  "e.g. --push hf://buckets/alice/results/run-1")
     return f"{parts[0]}/{parts[1]}", "/".join(p for p in parts[2:] if p)
 
 
@@ -308,19 +330,20 @@ def parse_volume(text: str) -> Mount:
     from huggingface_hub.utils import parse_hf_mount
 
     if not text.startswith("hf://"):
-        raise UsageError(f"--volume {text!r}: expected hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw] ({VOLUME_HINT}); "
-                         "a local folder must be in a bucket first: hf buckets sync ./folder hf://buckets/you/name")
+        raise FlagError("--volume", f"--volume {text!r}: expected hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw] "
+                                    f"({VOLUME_HINT}); a local folder must be in a bucket first: "
+                                    "hf buckets sync ./folder hf://buckets/you/name")
     try:
         found = parse_hf_mount(text)
     except HfUriError as err:
-        raise UsageError(f"--volume {text!r}: {err.msg} ({VOLUME_HINT})") from None
+        raise FlagError("--volume", f"--volume {text!r}: {err.msg} ({VOLUME_HINT})") from None
     kind = found.source.type
     if kind != "bucket" and found.read_only is False:
-        raise UsageError(f"--volume {text!r}: a {kind} repo is mounted read-only; drop ':rw' (to write, mount a "
-                         "bucket: hf://buckets/NAMESPACE/NAME:/MOUNT)")
+        raise FlagError("--volume", f"--volume {text!r}: a {kind} repo is mounted read-only; drop ':rw' "
+                                    "(to write, mount a bucket: hf://buckets/NAMESPACE/NAME:/MOUNT)")
     mount = posixpath.normpath(found.mount_path)
     if mount == "/" or ".." in found.mount_path.split("/"):
-        raise UsageError(f"--volume {text!r}: the mount path must be a folder below /, e.g. /data")
+        raise FlagError("--volume", f"--volume {text!r}: the mount path must be a folder below /, e.g. /data")
     return Mount(kind, found.source.id, mount, read_only=kind != "bucket" or bool(found.read_only),
                  path=found.source.path_in_repo.strip("/") or None, revision=found.source.revision or None)
 
@@ -328,15 +351,15 @@ def parse_volume(text: str) -> Mount:
 def parse_timeout(value: str | int | float, *, flag: str = "--timeout") -> int:
     """Seconds from `300`, "300", "90s", "5m", "1.5h" or "2d", as huggingface_hub computes them."""
     if isinstance(value, bool):
-        raise UsageError(_duration_error(flag, value))
+        raise FlagError(flag, _duration_error(flag, value))
     if isinstance(value, (int, float)) or re.fullmatch(r"-?\d+", value):
         seconds = int(value)
     elif _DURATION.match(value):
         seconds = int(float(value[:-1]) * _UNIT_SECONDS[value[-1]])
     else:
-        raise UsageError(_duration_error(flag, value))
+        raise FlagError(flag, _duration_error(flag, value))
     if seconds <= 0:
-        raise UsageError(f"{flag} {value!r} must be at least one second, e.g. {flag} 30m")
+        raise FlagError(flag, f"{flag} {value!r} must be at least one second, e.g. {flag} 30m")
     return seconds
 
 
@@ -409,7 +432,7 @@ def _split_pair(flag: str, item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         example = "LEARNING_RATE=3e-4" if flag == "--env" else "team=nlp"
-        raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
+        raise FlagError(flag, f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
     return key.strip(), value
 
 
@@ -419,7 +442,7 @@ def _pairs(flag: str, defaults: Mapping[str, str], items: list[str] | None) -> d
     for item in items or ():
         key, value = _split_pair(flag, item)
         if flag == "--env" and not _ENV_NAME.match(key):
-            raise UsageError(f"--env {item!r}: {key!r} is not a valid variable name (letters, digits, _)")
+            raise FlagError("--env", f"--env {item!r}: {key!r} is not a valid variable name (letters, digits, _)")
         pairs[key] = value
     return pairs
 
@@ -431,9 +454,10 @@ def _secrets(defaults: tuple[str, ...], items: list[str] | None, *, pass_token: 
         name, sep, value = item.partition("=")
         name = name.strip()
         if not _ENV_NAME.match(name):
-            raise UsageError(f"--secrets {item!r}: expected NAME or NAME=VALUE, e.g. --secrets WANDB_API_KEY")
+            raise FlagError("--secrets",
+                            f"--secrets {item!r}: expected NAME or NAME=VALUE, e.g. --secrets WANDB_API_KEY")
         if name == TOKEN_SECRET and not pass_token:
-            raise UsageError("--secrets HF_TOKEN conflicts with --no-token: keep one of them")
+            raise FlagError("--secrets", "--secrets HF_TOKEN conflicts with --no-token: keep one of them")
         secrets[name] = value if sep else None
     return secrets
 
@@ -447,46 +471,47 @@ def _var_names(value: str | None, flag: str = "--vars") -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     for name in names:
         if not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"{flag} {value!r}: {name!r} is not a Python variable name; e.g. {flag} lr,epochs")
+            raise FlagError(flag, f"{flag} {value!r}: {name!r} is not a Python variable name; e.g. {flag} lr,epochs")
     return _dedupe(names)
 
 
 def _check_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
     """The rules that involve more than one flag, or a value argparse cannot check."""
     if spec.push and "://" in spec.push and spec.push_kind not in (*PUSH_SCHEMES, "bucket"):
-        raise UsageError(f"--push {spec.push!r}: expected a Hub repo id (user/name), hf://buckets/user/name[/prefix], "
-                         "s3://bucket/prefix or gs://bucket/prefix")
+        raise FlagError("--push", f"--push {spec.push!r}: expected a Hub repo id (user/name), "
+                                  "hf://buckets/user/name[/prefix], s3://bucket/prefix or gs://bucket/prefix")
     if spec.outputs and not spec.push:
-        raise UsageError("--outputs needs a place to push them: add --push user/repo (or hf://buckets/..., s3://..., "
-                         "gs://...)")
+        raise FlagError("--outputs", "--outputs needs a place to push them: add --push user/repo "
+                                     "(or hf://buckets/..., s3://..., gs://...)")
     if spec.sync_every_seconds and not spec.outputs:
-        raise UsageError("--sync-every pushes the --outputs folder: add --outputs DIR")
+        raise FlagError("--sync-every", "--sync-every pushes the --outputs folder: add --outputs DIR")
     if spec.pull and not spec.outputs:
-        raise UsageError("--pull downloads what --outputs pushed: add --outputs DIR --push TARGET")
+        raise FlagError("--pull", "--pull downloads what --outputs pushed: add --outputs DIR --push TARGET")
     if spec.returns and not spec.passes_token:
-        raise UsageError("--return uploads the values with the job's HF_TOKEN: drop --no-token")
+        raise FlagError("--return", "--return uploads the values with the job's HF_TOKEN: drop --no-token")
     if (spec.returns or spec.pull) and spec.schedule:
-        raise UsageError("--return and --pull need the notebook to follow the job; a --schedule cell's runs are not "
-                         "followed: drop one of them")
+        raise FlagError("--return" if spec.returns else "--pull",
+                        "--return and --pull need the notebook to follow the job; a --schedule cell's runs are not "
+                        "followed: drop one of them")
     if spec.returns and spec.detach:
-        raise UsageError("--return sets variables when the job completes, --detach does not wait: keep one of them "
-                         "(or use %hfjob_attach JOB --return NAMES later)")
+        raise FlagError("--return", "--return sets variables when the job completes, --detach does not wait: "
+                                    "keep one of them (or use %hfjob_attach JOB --return NAMES later)")
     _check_bucket_rules(spec, ns)
     if spec.card and not spec.push:
-        raise UsageError("--card writes a card to the push target: add --push user/repo")
+        raise FlagError("--card", "--card writes a card to the push target: add --push user/repo")
     if spec.schedule and spec.cancel_if_idle_s:
-        raise UsageError("--cancel-if-idle needs the notebook to follow the job; a --schedule cell's runs are not "
-                         "followed: drop one of them")
+        raise FlagError("--cancel-if-idle", "--cancel-if-idle needs the notebook to follow the job; a --schedule "
+                                            "cell's runs are not followed: drop one of them")
     if spec.schedule and spec.detach:
-        raise UsageError("--schedule already returns at once (nothing runs now): drop --detach")
+        raise FlagError("--detach", "--schedule already returns at once (nothing runs now): drop --detach")
     if spec.detach and spec.dry_run:
-        raise UsageError("--detach and --dry-run conflict: a dry run submits nothing to detach from")
+        raise FlagError("--detach", "--detach and --dry-run conflict: a dry run submits nothing to detach from")
     if spec.python and not _PYTHON_VERSION.match(spec.python):
-        raise UsageError(f"--python {spec.python!r}: expected a version like 3.11 or 3.12.4")
+        raise FlagError("--python", f"--python {spec.python!r}: expected a version like 3.11 or 3.12.4")
     if spec.name and "name" in spec.labels:
-        raise UsageError("--name and --label name=... both name the job: keep one of them")
+        raise FlagError("--name", "--name and --label name=... both name the job: keep one of them")
     if ns.name is not None and not ns.name.strip():
-        raise UsageError("--name is empty: give the job a name or drop the flag")
+        raise FlagError("--name", "--name is empty: give the job a name or drop the flag")
 
 
 def _check_bucket_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
@@ -494,19 +519,21 @@ def _check_bucket_rules(spec: JobSpec, ns: argparse.Namespace) -> None:
     if spec.push_kind == "bucket" and spec.push:
         bucket_parts(spec.push)
         if ns.repo_type:
-            raise UsageError("--repo-type is for Hub repos; an hf://buckets/... target has no repo type: drop it")
+            raise FlagError("--repo-type",
+                            "--repo-type is for Hub repos; an hf://buckets/... target has no repo type: drop it")
     outputs = spec.outputs_mount
     if outputs is not None:
         if spec.sync_every_seconds:
-            raise UsageError("--sync-every is not needed with a bucket: --outputs is the bucket, mounted in the "
-                             "job, so every file is in it as soon as it is written; drop --sync-every")
+            raise FlagError("--sync-every", "--sync-every is not needed with a bucket: --outputs is the bucket, "
+                                            "mounted in the job, so every file is in it as soon as it is written; "
+                                            "drop --sync-every")
         if outputs.mount_path == "/" or ".." in spec.outputs.split("/"):  # type: ignore[union-attr]
-            raise UsageError(f"--outputs {spec.outputs!r}: with a bucket, the folder is mounted in the job; "
-                             "name a folder below the working dir, e.g. --outputs out")
+            raise FlagError("--outputs", f"--outputs {spec.outputs!r}: with a bucket, the folder is mounted in the "
+                                         "job; name a folder below the working dir, e.g. --outputs out")
     paths = [v.mount_path for v in spec.job_volumes]
     for path in dict.fromkeys(p for p in paths if paths.count(p) > 1):
         clash = "--outputs and a --volume" if outputs and path == outputs.mount_path else "two --volume flags"
-        raise UsageError(f"{clash} both mount at {path}: give each volume its own mount path")
+        raise FlagError("--volume", f"{clash} both mount at {path}: give each volume its own mount path")
 
 
 def read_pyproject_defaults(folder: Path | str) -> dict[str, Any]:

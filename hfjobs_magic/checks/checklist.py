@@ -43,8 +43,9 @@ from hfjobs_magic.checks.targets import (
     unchecked_pushes,
     worst,
 )
+from hfjobs_magic.money import usd
 from hfjobs_magic.remote import hardware
-from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, usd, worst_case_cost
+from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, worst_case_cost
 
 if TYPE_CHECKING:
     from hfjobs_magic.cell.script import Carrier
@@ -380,6 +381,25 @@ CHECKS: tuple[tuple[str, Callable[[Facts], CheckResult]], ...] = (
     ("dependencies", check_dependencies),
     ("variables", check_variables),
 )
+
+
+# The check a flag concerns, when parsing the %%hfjob line finds its value wrong (DESIGN.md "Check ids");
+# a flag no other check owns, an unknown flag or an unclosed quote fails `script`.
+FLAG_CHECKS = {"--timeout": "timeout", "--flavor": "flavor", "--push": "push_target", "--repo-type": "push_target",
+               "--card": "push_target", "--outputs": "persistence", "--sync-every": "persistence",
+               "--secrets": "secrets", "--no-token": "token", "--namespace": "token", "--vars": "variables",
+               "--with": "dependencies", "--python": "dependencies", "--return": "persistence",
+               "--pull": "persistence", "--cancel-if-idle": "timeout"}
+LINE_FIX = "Fix the flags (see %%hfjob? for every flag)."
+
+
+def line_error_results(err: Exception) -> list[CheckResult]:
+    """An invalid %%hfjob line as a whole checklist: the check its flag concerns fails (CI filters by id);
+    every other check is skipped, as nothing could be judged without the line."""
+    owner = FLAG_CHECKS.get(getattr(err, "flag", None) or "", "script")
+    failed = CheckResult(owner, FAIL, f"the %%hfjob line is invalid: {mask_tokens(str(err))}", LINE_FIX)
+    return [failed if check_id == owner else CheckResult(check_id, SKIP, "not checked: the %%hfjob line is invalid")
+            for check_id in CHECK_IDS]
 
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:

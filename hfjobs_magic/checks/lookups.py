@@ -12,7 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
 
 DEADLINE_S = 10.0
 NO_TOKEN = "no Hugging Face token here"
-_LOCKS: weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,9 +63,9 @@ def gather(client: HubClient | None, repos: Iterable[tuple[str, str]], deadline_
         probed = run_parallel(tasks, deadline_s) if tasks else {}
         return Lookups(missing, missing, dict.fromkeys(keys, missing), {u: probed[("bucket", u)] for u in urls},
                        dict.fromkeys(ids, missing))
-    tasks["hardware"] = lambda: _once(client, "hardware", client.hardware)
+    tasks["hardware"] = client.hardware
     if client.token:
-        tasks["whoami"] = lambda: _once(client, "whoami", client.whoami)
+        tasks["whoami"] = client.whoami
     for repo_id, repo_type in keys:
         tasks[(repo_id, repo_type)] = lambda r=repo_id, t=repo_type: client.repo_info(r, t)
     for bucket_id in ids:
@@ -133,10 +130,3 @@ def describe(err: BaseException, secret: str | None = None) -> Answer:
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
-
-def _once(client: HubClient, name: str, fetch: Callable[[], Any]) -> Any:
-    """One fetch at a time per client and name, so concurrent first calls share the cached answer."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(client, {}).setdefault(name, threading.Lock())
-    with lock:
-        return fetch()

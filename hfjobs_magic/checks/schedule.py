@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from hfjobs_magic.cell.cron import CronError, iso, next_runs, runs_per_month
 from hfjobs_magic.checks.base import FAIL, OK, WARN, CheckResult
+from hfjobs_magic.money import usd
 from hfjobs_magic.remote import hardware
-from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S, usd
+from hfjobs_magic.remote.hardware import SERVER_TIMEOUT_S
 
 if TYPE_CHECKING:
     from hfjobs_magic.checks.base import Facts

@@ -14,8 +14,8 @@ from hfjobs_magic.jobs.metrics import IDLE_GPU_PCT
 from hfjobs_magic.jobs.record import IDLE_NOTICE as IDLE
 from hfjobs_magic.jobs.record import QUEUE_NOTICE as QUEUE
 from hfjobs_magic.jobs.record import JobRecord
+from hfjobs_magic.money import usd
 from hfjobs_magic.remote import hardware
-from hfjobs_magic.views.bundle import money
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def idle_notice(record: JobRecord, threshold_s: float) -> str | None:
     if record.stage != "RUNNING" or idle_s < threshold_s:
         return None
     total = float(metrics.get("idle_gpu_total_s") or idle_s)
-    spent = f" (about {money(record.usd_per_hour * total / 3600)} spent on an idle GPU so far)" \
+    spent = f" (about {usd(record.usd_per_hour * total / 3600)} spent on an idle GPU so far)" \
         if record.usd_per_hour else ""
     return (f"The GPU has been idle (under {IDLE_GPU_PCT:g} %) for {spoken(idle_s)}{spent}. If the job has "
             f"nothing left for it, cancel it; --cancel-if-idle DURATION does that by itself.")

@@ -270,7 +270,8 @@ class Runner:
 
     # -- interactive -----------------------------------------------------------------------
     def _run_interactive(self, request: JobRequest) -> None:
-        from hfjobs_magic.remote.hardware import usd, worst_case_cost
+        from hfjobs_magic.money import usd
+        from hfjobs_magic.remote.hardware import worst_case_cost
         from hfjobs_magic.views.widgets import JobWidget
 
         widget = JobWidget(log_lines=self.settings.log_lines, action="Schedule" if request.spec.schedule else "Submit")

@@ -23,9 +23,10 @@ from hfjobs_magic.jobs.progress import ProgressFolder, merge
 from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
-from hfjobs_magic.remote.hub import HubClient, is_transient
+from hfjobs_magic.remote.hub import HubClient, error_line, is_transient
 
 _END = object()  # the log reader is done
+_FOLLOWED = object()  # the followed stream ended (the job is final): ask for the stage now, not at the next tick
 # The --outputs wrapper's progress lines (hfjobs_magic/cell/persist.py writes them).
 PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^)]*)\) to (?P<where>.+?)"
                          r"(?:@(?P<ref>[0-9a-f]{7,40}))?$")
@@ -49,7 +50,7 @@ class Pacing:
     emit_every: float = 0.25  # at most four view updates a second
     heartbeat: float = 2.0  # at least this often, so elapsed time and cost tick while a job is silent
     poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes
-    poll_max: float = 10.0
+    poll_max: float = 30.0  # cheap for hours: the end of the log stream and the first line trigger a poll at once
     push_every: float = 15.0  # how often pushes are re-verified while the job runs
     log_grace: float = 15.0  # after a final stage, how long the log stream may stay silent before we stop reading
     max_batch: int = 5000  # lines taken from the queue per round
@@ -74,6 +75,8 @@ class LogReader(threading.Thread):
                 try:
                     self._read_once(follow=self.follow)
                     if not self.stop_event.is_set():  # followed or replayed, the stream may have been cut short
+                        if self.follow:
+                            self.out.put(_FOLLOWED)  # the watcher polls the stage while we catch up
                         self._catch_up()
                     return
                 except Exception as err:
@@ -152,6 +155,7 @@ class JobWatch:
         self._gpu = is_gpu_flavor(record.flavor, client.known_hardware())
         self.error: BaseException | None = None
         self._leftover: list[str] = []
+        self._verified_final = False  # pushes were verified once the job was final
 
     # -- control ----------------------------------------------------------------------
     def start(self) -> JobWatch:
@@ -181,7 +185,8 @@ class JobWatch:
             self.record.message = f"Stopped following the job: {err}"
         finally:
             self.stop_event.set()  # ends the log reader too
-            self._verify_pushes()
+            if not self._verified_final:
+                self._verify_pushes()
             lines = self._drain()
             self._say_cell_error()
             self.on_update(self._update(lines, final=True))
@@ -193,11 +198,13 @@ class JobWatch:
             self.record.message = error + (f"; {self.record.message}" if self.record.message else "")
 
     def _loop(self) -> None:
+        """Poll the stage with backoff; a stream that ends or starts talking triggers a poll at once, and a
+        final stage triggers the final push verification at once, while the log stream drains."""
         p = self.pacing
         poll_gap, next_poll, next_push, next_emit = p.poll_first, 0.0, time.monotonic() + p.push_every, 0.0
         pending: list[str] = []
         final_since: float | None = None
-        reader_done, dirty, last_emit, last_line_at = False, False, 0.0, 0.0
+        reader_done, dirty, last_emit, last_line_at, heard = False, False, 0.0, 0.0, False
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_poll:
@@ -208,14 +215,20 @@ class JobWatch:
                 next_poll = now + poll_gap
                 if self.record.final and final_since is None:
                     final_since = now
+                    self._verify_pushes()
+                    self._verified_final = True
+            # After the final stage, read the log to its end; give up only once it has been silent for log_grace.
+            if final_since is not None and (reader_done or now - max(final_since, last_line_at) > p.log_grace):
+                break
             if now >= next_push and self.record.push:
                 self._verify_pushes()
                 next_push = now + p.push_every
             timeout = max(0.01, min(next_poll, next_emit if pending else next_poll, now + 1.0) - time.monotonic())
-            batch, done = self._take(timeout, reader_done)
-            if done and not reader_done:
-                next_poll = time.monotonic()  # a log stream ends with its job: ask for the final stage now
-            reader_done = done
+            batch, reader_done, ask_now = self._take(timeout, reader_done)
+            first_lines = bool(batch) and not heard  # a job that talks has started: say RUNNING now
+            heard |= bool(batch)
+            if (ask_now and final_since is None) or (first_lines and self.record.stage == "SCHEDULING"):
+                next_poll = time.monotonic()
             pending = merge(pending, batch)
             dirty |= self._operate()
             now = time.monotonic()
@@ -223,9 +236,6 @@ class JobWatch:
             if (pending or dirty or now - last_emit >= p.heartbeat) and now >= next_emit:
                 self.on_update(self._update(pending))
                 pending, dirty, last_emit, next_emit = [], False, now, now + p.emit_every
-            # After the final stage, read the log to its end; give up only once it has been silent for log_grace.
-            if final_since is not None and (reader_done or now - max(final_since, last_line_at) > p.log_grace):
-                break
         self._leftover = pending
 
     def _update(self, lines: list[str], final: bool = False) -> Update:
@@ -250,30 +260,34 @@ class JobWatch:
                 self.client.cancel(self.record.id, self.record.namespace)
             except Exception as err:  # say so, and do not try again every second
                 self.record.ended_because, self.guards = None, replace(self.guards, cancel_if_idle_s=None)
-                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                detail = error_line(err)
                 self._cancel_failed = f"--cancel-if-idle could not cancel the idle job ({detail}): cancel it yourself"
             changed = True
         return changed
 
-    def _take(self, timeout: float, reader_done: bool) -> tuple[list[str], bool]:
-        """Lines waiting in the queue (masked and recorded), and whether the reader has ended."""
+    def _take(self, timeout: float, reader_done: bool) -> tuple[list[str], bool, bool]:
+        """Lines waiting in the queue (masked and recorded), whether the reader has ended, and whether
+        the stage should be asked for now (the followed stream ended)."""
         if reader_done:
-            time.sleep(timeout)
-            return [], True
+            self.stop_event.wait(timeout)
+            return [], True, False
         raw: list[str] = []
+        ask_now = False
         try:
             item = self._lines.get(timeout=timeout)
             while True:
                 if item is _END:
-                    reader_done = True
-                    break
-                raw.append(item)
+                    return self._accept(raw), True, True
+                if item is _FOLLOWED:
+                    ask_now = True
+                else:
+                    raw.append(item)
                 if len(raw) >= self.pacing.max_batch:
                     break
                 item = self._lines.get_nowait()
         except queue.Empty:
             pass
-        return self._accept(raw), reader_done
+        return self._accept(raw), False, ask_now
 
     def _accept(self, raw: list[str]) -> list[str]:
         """Every line goes this way once: masked, progress bars folded, kept in the record's tail, read for
@@ -291,7 +305,7 @@ class JobWatch:
                 item = self._lines.get_nowait()
             except queue.Empty:
                 break
-            if item is not _END:
+            if item is not _END and item is not _FOLLOWED:
                 raw.append(item)
         lines = self._accept(raw)
         rest, self._leftover = self._leftover, []
@@ -304,8 +318,7 @@ class JobWatch:
         except Exception as err:
             if is_transient(err):  # say so: a silent view during an outage looks like a hung job
                 if not (self.record.message or "").startswith(NO_ANSWER):  # once per outage, whatever it answers
-                    reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-                    self.record.message = f"{NO_ANSWER} ({reason}); still trying"
+                    self.record.message = f"{NO_ANSWER} ({error_line(err, 120)}); still trying"
                 return False
             raise
         before = self.record.stage

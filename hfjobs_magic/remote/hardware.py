@@ -103,12 +103,6 @@ DEFAULT_FLAVOR = "cpu-basic"
 SERVER_TIMEOUT_S = 30 * 60  # what the Jobs server applies when no timeout is given
 
 
-def usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:.4f}" if 0 < value < 0.01 else f"${value:.2f}"
-
-
 def worst_case_cost(spec: JobSpec, client: HubClient | None) -> float | None:
     """Price x timeout (30 min when absent), for the Submit button; None when the price is unknown.
 

@@ -6,6 +6,7 @@ Importing this module is cheap; `huggingface_hub.hf_api` is imported on first us
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ JOB_COMMAND = [
     f'printf "%s\\n" "${SCRIPT_ENV}" > "{SCRIPT_PATH}" && exec uv run "{SCRIPT_PATH}"',
 ]
 SUBMIT_ATTEMPTS = 4
+REPO_TTL_S = 5.0  # a repo look-up is reused this long: the checks and a Re-check moments later ask once
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ def is_transient(err: BaseException) -> bool:
 
 def status_of(err: BaseException) -> int | None:
     return getattr(getattr(err, "response", None), "status_code", None)
+
+
+def error_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line that says something; huggingface_hub puts "(Request ID: ...)" before the answer."""
+    said = (line.strip() for line in str(err).splitlines())
+    return next((line for line in said if line and not line.startswith("(Request ID:")), type(err).__name__)[:limit]
 
 
 def hub_failure(err: BaseException, endpoint: str) -> str | None:
@@ -153,27 +161,33 @@ class HubClient:
         self.token = token if token is not None else resolve_token()
         self._whoami: dict[str, Any] | None = None
         self._hardware: list[hardware.Flavor] | None = None
+        self._repos: dict[tuple[str, str], tuple[float, RepoSummary | None]] = {}
+        # One fetch at a time per cached thing: a warm-up thread and the checks asking at once share one answer.
+        self._locks = {"whoami": threading.Lock(), "hardware": threading.Lock(), "api": threading.Lock()}
 
     @cached_property
     def api(self) -> HfApi:
-        from huggingface_hub import HfApi
+        with self._locks["api"]:  # importing huggingface_hub.hf_api once, not racing in every thread
+            from huggingface_hub import HfApi
 
-        return HfApi(endpoint=self.endpoint, token=self.token)
+            return HfApi(endpoint=self.endpoint, token=self.token)
 
-    # -- identity and hardware (cached for the session) -------------------------
+    # -- identity and hardware (cached while the kernel lives: they do not change) ----------
     def whoami(self) -> dict[str, Any]:
-        if self._whoami is None:
-            self._whoami = self.api.whoami()
-        return self._whoami
+        with self._locks["whoami"]:
+            if self._whoami is None:
+                self._whoami = self.api.whoami()
+            return self._whoami
 
     def username(self) -> str:
         return self.whoami()["name"]
 
     def hardware(self) -> list[hardware.Flavor]:
         """The live hardware list, as our Flavor objects (cached)."""
-        if self._hardware is None:
-            self._hardware = [_flavor_from_api(h) for h in self.api.list_jobs_hardware()]
-        return self._hardware
+        with self._locks["hardware"]:
+            if self._hardware is None:
+                self._hardware = [_flavor_from_api(h) for h in self.api.list_jobs_hardware()]
+            return self._hardware
 
     def known_hardware(self) -> list[hardware.Flavor] | None:
         """The live hardware list if this session already fetched it; never calls the Hub."""
@@ -303,8 +317,17 @@ class HubClient:
         """The repo when it exists and we may see it; None when it does not (or is someone's private one).
 
         Other failures (401 for a bad token, 5xx, network) raise, so a caller can tell
-        "not there" from "could not ask".
+        "not there" from "could not ask". An answer is reused for `REPO_TTL_S` seconds.
         """
+        key = (repo_id, repo_type)
+        cached = self._repos.get(key)
+        if cached is not None and time.monotonic() - cached[0] < REPO_TTL_S:
+            return cached[1]
+        summary = self._repo_summary(repo_id, repo_type)
+        self._repos[key] = (time.monotonic(), summary)
+        return summary
+
+    def _repo_summary(self, repo_id: str, repo_type: str) -> RepoSummary | None:
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
         try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from hfjobs_magic.cell.persist import human_size
 from hfjobs_magic.jobs.record import FINAL_STAGES, MIME
+from hfjobs_magic.money import usd
 from hfjobs_magic.views.operating import metrics_text, notices_of, schedule_text
 
 STAGE_COLOURS = {
@@ -24,7 +25,9 @@ STAGE_COLOURS = {
     "DELETED": "#6b7280",
     "SCHEDULED": "#7c3aed",
 }
-PUSH_STYLE = {"ok": ("✅", "#16a34a"), "wait": ("⏳", "#6b7280"), "warn": ("⚠️", "#d97706"), "fail": ("❌", "#dc2626")}
+# Status marks as coloured text, not emoji: they render in any font (a terminal, a bare browser, nbconvert).
+MARKS = {"ok": ("✓", "#16a34a"), "wait": ("…", "#6b7280"), "warn": ("!", "#d97706"), "fail": ("✗", "#dc2626"),
+         "skip": ("–", "#6b7280")}
 
 
 def safe_link(url: str | None, text: str) -> str:
@@ -33,15 +36,6 @@ def safe_link(url: str | None, text: str) -> str:
     if url and url.startswith(("https://", "http://")):
         return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener">{label}</a>'
     return label
-
-
-def money(value: float | None) -> str:
-    """Dollars, with enough digits that a cheap short job does not read as free."""
-    if value is None:
-        return "unknown"
-    if 0 < value < 0.0001:
-        return "< $0.0001"
-    return f"${value:.4f}" if value < 1 else f"${value:.2f}"
 
 
 def duration(seconds: float | None) -> str:
@@ -76,9 +70,14 @@ def _push_state(target: dict[str, Any], record: dict[str, Any]) -> tuple[str, st
 
 
 def push_html(level: str, text: str) -> str:
-    """One push state as escaped HTML, with an icon and a colour that say how it stands."""
-    icon, colour = PUSH_STYLE.get(level, PUSH_STYLE["wait"])
-    return f"<span style='color:{colour}'>{icon} {html.escape(text)}</span>"
+    """One push state as escaped HTML, with a mark and a colour that say how it stands."""
+    return f"<span style='color:{MARKS.get(level, MARKS['wait'])[1]}'>{mark(level)} {html.escape(text)}</span>"
+
+
+def mark(level: str) -> str:
+    """A status's text mark, bold in its colour."""
+    sign, colour = MARKS.get(level, MARKS["wait"])
+    return f"<b style='color:{colour}'>{sign}</b>"
 
 
 def push_lines(record: dict[str, Any]) -> list[str]:
@@ -92,7 +91,7 @@ def to_text(record: dict[str, Any]) -> str:
         f"  {record['url']}",
     ]
     if not record.get("schedule"):  # a schedule runs nothing itself: its runs are jobs of their own
-        lines.append(f"  running {duration(record.get('duration_s'))}, cost {money(record.get('cost_usd'))}")
+        lines.append(f"  running {duration(record.get('duration_s'))}, cost {usd(record.get('cost_usd'))}")
     if record.get("message"):
         lines.append(f"  {record['message']}")
     if record.get("schedule"):
@@ -128,7 +127,7 @@ def to_html(record: dict[str, Any]) -> str:
     ]
     if not record.get("schedule"):
         rows += [("Running", html.escape(duration(record.get("duration_s")))),
-                 ("Cost", html.escape(money(record.get("cost_usd"))))]
+                 ("Cost", html.escape(usd(record.get("cost_usd"))))]
     if record.get("schedule"):
         rows.append(("Schedule", html.escape(schedule_text(record))))
     if record.get("metrics"):

@@ -11,6 +11,7 @@ from typing import Any
 
 SPARK_WIDTH, SPARK_HEIGHT = 90, 18
 NOTICE_STYLE = "color:#b45309;background:#fffbeb;border-left:3px solid #d97706;padding:2px 6px;margin:2px 0"
+WARN_MARK = "<b style='color:#d97706'>!</b>"  # bundle.MARKS["warn"]: a text mark renders in any font, an emoji may not
 
 
 def size(value: float | None) -> str:
@@ -77,7 +78,7 @@ def notices_of(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def notices_html(record: dict[str, Any]) -> str:
-    return "".join(f"<div data-notice='{html.escape(kind, quote=True)}' style='{NOTICE_STYLE}'>⚠️ "
+    return "".join(f"<div data-notice='{html.escape(kind, quote=True)}' style='{NOTICE_STYLE}'>{WARN_MARK} "
                    f"{html.escape(text)}</div>" for kind, text in notices_of(record))
 
 

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 from hfjobs_magic.jobs.progress import REPLACE, extend, new_lines
 from hfjobs_magic.jobs.record import FINAL_STAGES
 from hfjobs_magic.jobs.watch import Update
-from hfjobs_magic.views.bundle import duration, money, push_states
+from hfjobs_magic.money import usd
+from hfjobs_magic.views.bundle import duration, push_states
 from hfjobs_magic.views.operating import metrics_text, notices_of, schedule_text
 from hfjobs_magic.views.terminal import collapse_cr
 
@@ -138,7 +139,7 @@ class TextView:
     def _finish(self, record: dict[str, Any]) -> None:
         summary = (
             f"[hfjob] {record['id']} ended {record['stage']} after {duration(record.get('duration_s'))}, "
-            f"cost {money(record.get('cost_usd'))}"
+            f"cost {usd(record.get('cost_usd'))}"
         )
         if record.get("message"):
             summary += f": {record['message']}"

@@ -19,11 +19,11 @@ from hfjobs_magic.jobs.progress import extend
 from hfjobs_magic.jobs.record import IDLE_NOTICE, unpushed
 from hfjobs_magic.jobs.watch import Update
 from hfjobs_magic.mask import hide_token_literals
+from hfjobs_magic.money import usd
 from hfjobs_magic.views import ansi
-from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, money, push_html, push_states, returns_line, safe_link
+from hfjobs_magic.views.bundle import STAGE_COLOURS, duration, mark, push_html, push_states, returns_line, safe_link
 from hfjobs_magic.views.operating import metrics_html, notices_html, notices_of, schedule_text
 
-ICONS = {"ok": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖"}
 ERROR_STYLE = "color:#dc2626"
 
 
@@ -34,7 +34,7 @@ def checks_html(results: list[CheckResult]) -> str:
         status = html.escape(r.status, quote=True)
         fix = f"<br><i>Fix: {html.escape(r.fix)}</i>" if r.fix and r.status != "ok" else ""
         rows.append(f"<tr data-check='{html.escape(r.id, quote=True)}' data-status='{status}'>"
-                    f"<td title='{status}'>{ICONS.get(r.status, '')}</td><td><b>{html.escape(r.id)}</b></td>"
+                    f"<td title='{status}'>{mark(r.status)}</td><td><b>{html.escape(r.id)}</b></td>"
                     f"<td>{html.escape(r.message)}{fix}</td></tr>")
     return f"<table class='hfjob-checks'>{''.join(rows)}</table>"
 
@@ -50,15 +50,18 @@ class JobWidget:
         self._lines: deque[str] = deque(maxlen=log_lines)
         self.checks = w.HTML()
         self.action = action  # "Schedule" for a --schedule cell: nothing runs now
-        self.submit_button = w.Button(description=action, button_style="primary", icon="play")
-        self.recheck_button = w.Button(description="Re-check", icon="refresh")
-        self.cancel_button = w.Button(description="Cancel job", button_style="danger", icon="stop")
+        fit = {"width": "auto", "min_width": "max-content"}  # a label such as "Submit (worst case $12.00)" is never cut
+        self.submit_button = w.Button(description=action, button_style="primary", icon="play", layout=w.Layout(**fit))
+        self.recheck_button = w.Button(description="Re-check", icon="refresh", layout=w.Layout(**fit))
+        self.cancel_button = w.Button(description="Cancel job", button_style="danger", icon="stop",
+                                      layout=w.Layout(**fit))
         self.cancel_button.layout.display = "none"
         self.status = w.HTML()
         self.pushes = w.HTML()  # the push panel: what the storage confirmed, live
         self.metrics = w.HTML()  # CPU, memory, GPU with sparklines of the last minutes
         self.notices = w.HTML()  # a long wait for hardware, an idle GPU
-        self.idle_cancel_button = w.Button(description="Cancel: GPU idle", button_style="warning", icon="stop")
+        self.idle_cancel_button = w.Button(description="Cancel: GPU idle", button_style="warning", icon="stop",
+                                           layout=w.Layout(**fit))
         self.idle_cancel_button.layout.display = "none"
         self.logs = w.HTML(layout=w.Layout(max_height="24em", overflow="auto"))
         self.outcome = w.HTML()
@@ -169,7 +172,7 @@ class JobWidget:
             f"<span style='background:{colour};color:#fff;border-radius:4px;padding:1px 6px'>"
             f"{html.escape(stage)}</span> {safe_link(record.get('url'), record.get('id', ''))} · "
             f"{html.escape(str(record.get('flavor')))} · {duration(record.get('duration_s'))} · "
-            f"{money(record.get('cost_usd'))}"
+            f"{usd(record.get('cost_usd'))}"
         )
 
     def _render_operating(self, update: Update) -> None:

@@ -67,8 +67,12 @@ function fields(record: Json): HTMLElement {
     list.append(el('dt', '', name), dd);
   };
   row('Flavor', text(record.flavor) || 'unknown');
-  row('Started', moment(record.started_at) ?? 'not yet');
-  row('Duration', duration(num(record.duration_s)));
+  const started = moment(record.started_at);
+  row('Started', started ?? 'not yet');
+  if (started !== null) {
+    // Without a start there is no duration to speak of: a count from zero would look like a running clock.
+    row('Duration', duration(num(record.duration_s)));
+  }
   const rate = num(record.usd_per_hour);
   row('Cost', money(num(record.cost_usd)) + (rate === null ? '' : ` (${money(rate)}/h)`));
   return list;
@@ -233,15 +237,18 @@ export function duration(seconds: number | null): string {
   return h ? `${h}h${pad(m)}m${pad(s)}s` : `${m}m${pad(s)}s`;
 }
 
-/** Dollars, with enough digits that a cheap short job does not read as free. */
+/** Dollars, exactly as hfjobs_magic/money.py `usd` says them: a paid job never reads as free. */
 export function money(usd: number | null): string {
   if (usd === null) {
     return 'unknown';
   }
+  if (usd === 0) {
+    return '$0.00';
+  }
   if (usd > 0 && usd < 0.0001) {
     return '< $0.0001';
   }
-  return `$${usd.toFixed(usd < 1 ? 4 : 2)}`;
+  return `$${usd.toFixed(usd > 0 && usd < 0.01 ? 4 : 2)}`;
 }
 
 /** A timestamp in the reader's local time; `null` when absent or unparsable. */

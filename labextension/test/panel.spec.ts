@@ -40,7 +40,7 @@ describe('renderRow', () => {
     expect(link.textContent).toBe('68f0c0ffee');
     expect(row.querySelector('.hfjobs-flavor')!.textContent).toBe('a10g-large');
     expect(row.querySelector('.hfjobs-duration')!.textContent).toBe('1m05s');
-    expect(row.querySelector('.hfjobs-cost')!.textContent).toBe('$0.0271 ($1.50/h)');
+    expect(row.querySelector('.hfjobs-cost')!.textContent).toBe('$0.03 ($1.50/h)');
     expect(row.querySelector('.hfjobs-where')!.textContent).toBe('train.ipynb · cell 3');
   });
 
@@ -82,7 +82,7 @@ describe('renderRow', () => {
       cost_usd: 0, started_at: null, stage: 'SCHEDULING' }));
     expect(row.querySelector('.hfjobs-where')!.textContent).toBe('not started from a notebook cell');
     expect(row.querySelector('.hfjobs-duration')!.textContent).toBe('not started');
-    expect(row.querySelector('.hfjobs-cost')!.textContent).toBe('$0.0000 ($1.50/h)');
+    expect(row.querySelector('.hfjobs-cost')!.textContent).toBe('$0.00 ($1.50/h)');
     const unpriced = renderRow(job({ flavor: 'h900x64', usd_per_hour: null, cost_usd: null }));
     expect(unpriced.querySelector('.hfjobs-cost')!.textContent).toBe('unknown');
   });

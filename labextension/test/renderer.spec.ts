@@ -159,7 +159,7 @@ describe('renderCard', () => {
     const card = renderCard({ id: 'j1', namespace: 'alice', url: 'https://hub/jobs/alice/j1', flavor: 'cpu-basic', stage: 'SCHEDULING' });
     expect(q(card, '.hfjob-badge').textContent).toBe('SCHEDULING');
     expect(q(card, '.hfjob-field-started').textContent).toBe('not yet');
-    expect(q(card, '.hfjob-field-duration').textContent).toBe('0m00s');
+    expect(card.querySelector('.hfjob-field-duration')).toBeNull(); // no start, no duration
     expect(q(card, '.hfjob-field-cost').textContent).toBe('unknown');
     expect(card.querySelector('.hfjob-message')).toBeNull();
     expect(card.querySelector('.hfjob-push')).toBeNull();
@@ -167,7 +167,7 @@ describe('renderCard', () => {
   });
 
   it('renders malformed records as what they are, field by field', () => {
-    const empty = 'UNKNOWNHF Job unknown idFlavorunknownStartednot yetDuration0m00sCostunknown';
+    const empty = 'UNKNOWNHF Job unknown idFlavorunknownStartednot yetCostunknown';  // no start, no duration
     for (const data of [null, 42, 'text', [], {}]) {
       expect(renderCard(data).textContent).toBe(empty);
     }
@@ -177,7 +177,7 @@ describe('renderCard', () => {
     expect(operatingText).toContain('Scheduled 7 (UTC); next runs: unknown');
     expect(operatingText).toContain('CPU 3% (peak 0%)');
     const wrongTypes = renderCard({ push: 'x', log_tail: 'y', stage: 7 });
-    expect(wrongTypes.textContent).toBe('7HF Job unknown idFlavorunknownStartednot yetDuration0m00sCostunknown');
+    expect(wrongTypes.textContent).toBe('7HF Job unknown idFlavorunknownStartednot yetCostunknown');
     expect(wrongTypes.querySelector('details')).toBeNull();
     const card = renderCard({});
     expect(q(card, '.hfjob-badge').textContent).toBe('UNKNOWN');
@@ -278,9 +278,14 @@ describe('formatting', () => {
 
   it.each([
     [null, 'unknown'],
-    [0, '$0.0000'],
+    [0, '$0.00'],
     [0.00001, '< $0.0001'],
-    [0.01234, '$0.0123'],
+    [0.00009999, '< $0.0001'],
+    [0.0001, '$0.0001'],
+    [0.0042, '$0.0042'],
+    [0.01234, '$0.01'],
+    [0.75, '$0.75'],
+    [12.345, '$12.35'],
     [12.5, '$12.50']
   ])('money(%p) is %s', (usd, expected) => {
     expect(money(usd)).toBe(expected);
