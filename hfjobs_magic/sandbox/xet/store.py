@@ -17,6 +17,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -37,6 +38,11 @@ class Piece:
     first_byte: int
     last_byte: int
     file_offset: int  # where the term's first chunk starts in the file
+
+
+def _feed(digest: hashlib._Hash, chunks: list[bytes | memoryview]) -> None:
+    for data in chunks:
+        digest.update(data)
 
 
 def _write_atomic(target: Path, data: bytes | memoryview) -> None:
@@ -71,15 +77,24 @@ class XetStore:
         self._reconstruct(file_hash, dest, None)
 
     def _reconstruct(self, file_hash: str, dest: Path, digest: hashlib._Hash | None) -> None:
-        """Write a file's bytes into `dest`, feeding them to `digest` on the way (one pass)."""
+        """Write a file's bytes into `dest`, feeding them to `digest` on the way (one pass).
+
+        The digest runs on a second thread, a term behind the writes: both release the GIL, so
+        hashing and writing a large file overlap instead of adding up.
+        """
         if self.file_record(file_hash) is None:
             raise KeyError(file_hash)
-        with open(dest, "wb") as out:
+        with open(dest, "wb") as out, ThreadPoolExecutor(1) as hasher:
+            pending: list[Future] = []
             for piece in self.pieces(file_hash):
-                for data in self.term_chunks(piece):
-                    out.write(data)
-                    if digest is not None:
-                        digest.update(data)
+                chunks = self.term_chunks(piece)
+                if digest is not None:
+                    pending.append(hasher.submit(_feed, digest, chunks))  # one worker: updates stay in order
+                out.writelines(chunks)
+                while len(pending) > 1:  # at most two terms held in memory
+                    pending.pop(0).result()
+            for future in pending:
+                future.result()
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
         """Chunk, hash and store a local file (known chunks are not stored again); (file hash, size)."""
@@ -243,7 +258,7 @@ class XetStore:
         term = shard.Term(xorb_hash, sum(index.lengths[start:stop]), start, stop)
         return Piece(term, index.offsets[start], index.offsets[stop] - 1, at)
 
-    def term_chunks(self, piece: Piece) -> list[bytes]:
+    def term_chunks(self, piece: Piece) -> list[bytes | memoryview]:
         with open(self.xorb_path(piece.term.xorb), "rb") as handle:
             handle.seek(piece.first_byte)
             blob = handle.read(piece.last_byte - piece.first_byte + 1)
