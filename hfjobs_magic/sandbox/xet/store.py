@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from hfjobs_magic.sandbox.xet.tokens import Tokens
 from hfjobs_magic.sandbox.xet.xorb import BadXorb, XorbIndex
 
 XORB_TARGET_BYTES = 60 * 1024 * 1024  # `ingest_file` closes a xorb near the 64 MiB limit
+INDEXES_KEPT = 64  # parsed xorb indexes held in memory (a few MB at most)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class XetStore:
         self.root = root
         self.tokens = Tokens()
         self._chunks: dict[bytes, tuple[str, int]] | None = None  # chunk hash -> (xorb, index), lazily
+        self._indexes: OrderedDict[str, XorbIndex] = OrderedDict()  # recently read, oldest first
         self._lock = threading.Lock()
 
     # -- the interface other sandbox parts use -----------------------------------------------
@@ -111,13 +114,24 @@ class XetStore:
         return is_hex_hash(xorb_hash) and self.xorb_path(xorb_hash).is_file()
 
     def xorb_index(self, xorb_hash: str) -> XorbIndex | None:
+        """A stored xorb's index, kept parsed for the next few look-ups (a xorb never changes, and
+        every reconstruction, dedupe answer and shard check reads it)."""
         if not is_hex_hash(xorb_hash):
             return None
+        with self._lock:
+            if (cached := self._indexes.get(xorb_hash)) is not None:
+                self._indexes.move_to_end(xorb_hash)
+                return cached
         try:
             raw = json.loads(self._path("xorbs", xorb_hash + ".json").read_text())
         except FileNotFoundError:
             return None
-        return XorbIndex([bytes.fromhex(h) for h in raw["hashes"]], raw["lengths"], raw["offsets"])
+        index = XorbIndex([bytes.fromhex(h) for h in raw["hashes"]], raw["lengths"], raw["offsets"])
+        with self._lock:
+            self._indexes[xorb_hash] = index
+            while len(self._indexes) > INDEXES_KEPT:
+                self._indexes.popitem(last=False)
+        return index
 
     def file_record(self, file_hash: str) -> dict | None:
         if not is_hex_hash(file_hash):
