@@ -16,7 +16,9 @@ import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +29,7 @@ from hfjobs_magic.sandbox.xet.tokens import Tokens
 from hfjobs_magic.sandbox.xet.xorb import BadXorb, XorbIndex
 
 XORB_TARGET_BYTES = 60 * 1024 * 1024  # `ingest_file` closes a xorb near the 64 MiB limit
+INDEXES_KEPT = 64  # parsed xorb indexes held in memory (a few MB at most)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class Piece:
     first_byte: int
     last_byte: int
     file_offset: int  # where the term's first chunk starts in the file
+
+
+def _feed(digest: hashlib._Hash, chunks: list[bytes | memoryview]) -> None:
+    for data in chunks:
+        digest.update(data)
 
 
 def _write_atomic(target: Path, data: bytes | memoryview) -> None:
@@ -54,6 +62,7 @@ class XetStore:
         self.root = root
         self.tokens = Tokens()
         self._chunks: dict[bytes, tuple[str, int]] | None = None  # chunk hash -> (xorb, index), lazily
+        self._indexes: OrderedDict[str, XorbIndex] = OrderedDict()  # recently read, oldest first
         self._lock = threading.Lock()
 
     # -- the interface other sandbox parts use -----------------------------------------------
@@ -71,15 +80,24 @@ class XetStore:
         self._reconstruct(file_hash, dest, None)
 
     def _reconstruct(self, file_hash: str, dest: Path, digest: hashlib._Hash | None) -> None:
-        """Write a file's bytes into `dest`, feeding them to `digest` on the way (one pass)."""
+        """Write a file's bytes into `dest`, feeding them to `digest` on the way (one pass).
+
+        The digest runs on a second thread, a term behind the writes: both release the GIL, so
+        hashing and writing a large file overlap instead of adding up.
+        """
         if self.file_record(file_hash) is None:
             raise KeyError(file_hash)
-        with open(dest, "wb") as out:
+        with open(dest, "wb") as out, ThreadPoolExecutor(1) as hasher:
+            pending: list[Future] = []
             for piece in self.pieces(file_hash):
-                for data in self.term_chunks(piece):
-                    out.write(data)
-                    if digest is not None:
-                        digest.update(data)
+                chunks = self.term_chunks(piece)
+                if digest is not None:
+                    pending.append(hasher.submit(_feed, digest, chunks))  # one worker: updates stay in order
+                out.writelines(chunks)
+                while len(pending) > 1:  # at most two terms held in memory
+                    pending.pop(0).result()
+            for future in pending:
+                future.result()
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
         """Chunk, hash and store a local file (known chunks are not stored again); (file hash, size)."""
@@ -96,13 +114,24 @@ class XetStore:
         return is_hex_hash(xorb_hash) and self.xorb_path(xorb_hash).is_file()
 
     def xorb_index(self, xorb_hash: str) -> XorbIndex | None:
+        """A stored xorb's index, kept parsed for the next few look-ups (a xorb never changes, and
+        every reconstruction, dedupe answer and shard check reads it)."""
         if not is_hex_hash(xorb_hash):
             return None
+        with self._lock:
+            if (cached := self._indexes.get(xorb_hash)) is not None:
+                self._indexes.move_to_end(xorb_hash)
+                return cached
         try:
             raw = json.loads(self._path("xorbs", xorb_hash + ".json").read_text())
         except FileNotFoundError:
             return None
-        return XorbIndex([bytes.fromhex(h) for h in raw["hashes"]], raw["lengths"], raw["offsets"])
+        index = XorbIndex([bytes.fromhex(h) for h in raw["hashes"]], raw["lengths"], raw["offsets"])
+        with self._lock:
+            self._indexes[xorb_hash] = index
+            while len(self._indexes) > INDEXES_KEPT:
+                self._indexes.popitem(last=False)
+        return index
 
     def file_record(self, file_hash: str) -> dict | None:
         if not is_hex_hash(file_hash):
@@ -243,7 +272,7 @@ class XetStore:
         term = shard.Term(xorb_hash, sum(index.lengths[start:stop]), start, stop)
         return Piece(term, index.offsets[start], index.offsets[stop] - 1, at)
 
-    def term_chunks(self, piece: Piece) -> list[bytes]:
+    def term_chunks(self, piece: Piece) -> list[bytes | memoryview]:
         with open(self.xorb_path(piece.term.xorb), "rb") as handle:
             handle.seek(piece.first_byte)
             blob = handle.read(piece.last_byte - piece.first_byte + 1)

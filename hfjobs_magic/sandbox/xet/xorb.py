@@ -54,7 +54,8 @@ def _ungroup(grouped: bytes) -> bytes:
     return bytes(out)
 
 
-def decompress(scheme: int, data: bytes) -> bytes:
+def decompress(scheme: int, data: bytes | memoryview) -> bytes | memoryview:
+    """A chunk's bytes; an uncompressed chunk comes back as the view it was given (no copy)."""
     if scheme == NONE:
         return data
     if scheme not in (LZ4, BG4_LZ4):
@@ -66,7 +67,7 @@ def decompress(scheme: int, data: bytes) -> bytes:
     return _ungroup(raw) if scheme == BG4_LZ4 else raw
 
 
-def _chunk_at(body: bytes | memoryview, at: int) -> tuple[bytes, int]:
+def _chunk_at(body: memoryview, at: int) -> tuple[bytes | memoryview, int]:
     """The uncompressed chunk whose header starts at `at`, and where the next one starts."""
     header = body[at : at + HEADER_SIZE]
     if len(header) < HEADER_SIZE or header[0] != VERSION:
@@ -75,7 +76,7 @@ def _chunk_at(body: bytes | memoryview, at: int) -> tuple[bytes, int]:
     end = at + HEADER_SIZE + size
     if end > len(body) or length > MAX_CHUNK_BYTES:
         raise BadXorb(f"truncated or oversized chunk at byte {at}")
-    data = decompress(scheme, bytes(body[at + HEADER_SIZE : end]))
+    data = decompress(scheme, body[at + HEADER_SIZE : end])
     if len(data) != length:
         raise BadXorb(f"chunk at byte {at} decompresses to {len(data)} bytes, its header says {length}")
     return data, end
@@ -84,8 +85,9 @@ def _chunk_at(body: bytes | memoryview, at: int) -> tuple[bytes, int]:
 def parse(body: bytes) -> tuple[XorbIndex, int]:
     """Index every chunk of an uploaded xorb; returns the index and where the chunks end."""
     hashes, lengths, offsets, at = [], [], [], 0
+    view = memoryview(body)
     while at < len(body) and not body.startswith(FOOTER_IDENT, at):
-        data, end = _chunk_at(body, at)
+        data, end = _chunk_at(view, at)
         hashes.append(chunk_hash(data))
         lengths.append(len(data))
         offsets.append(at)
@@ -104,10 +106,11 @@ def serialize_chunk(data: bytes) -> bytes:
     return header + packed
 
 
-def read_chunks(blob: bytes, count: int) -> list[bytes]:
-    """The first `count` chunks of a byte range of a stored xorb, uncompressed."""
-    chunks, at = [], 0
+def read_chunks(blob: bytes, count: int) -> list[bytes | memoryview]:
+    """The first `count` chunks of a byte range of a stored xorb, uncompressed (views into `blob`
+    where stored uncompressed, so incompressible data is not copied)."""
+    chunks, at, view = [], 0, memoryview(blob)
     for _ in range(count):
-        data, at = _chunk_at(blob, at)
+        data, at = _chunk_at(view, at)
         chunks.append(data)
     return chunks
