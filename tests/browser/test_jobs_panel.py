@@ -125,7 +125,7 @@ def test_panel_lists_opens_and_cancels_jobs_without_a_token_in_the_page(
         assert ids.index(running.id) == 0 and finished.id in ids
         assert live.get_attribute("data-stage") == "RUNNING"
         assert live.locator(".hfjobs-flavor").inner_text() == "cpu-upgrade"
-        assert live.locator(".hfjobs-cost").inner_text().endswith("($0.0300/h)")
+        assert live.locator(".hfjobs-cost").inner_text().endswith("($0.03/h)")
         assert live.locator(".hfjobs-where").inner_text() == f"{name} · cell 3"
         done = row(page, finished.id)
         assert done.get_attribute("data-stage") == "COMPLETED"
