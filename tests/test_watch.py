@@ -136,3 +136,30 @@ def test_the_end_of_the_log_stream_ends_the_watch_without_waiting_for_a_poll(san
     assert watch.join(timeout=120), "the watch waited for the next stage poll instead of the stream's end"
     assert record.stage == "COMPLETED" and "pushed" in lines_of(list(updates.queue)), record.log_tail
     assert record.push[0].verified and len(record.push[0].commits) == 1
+
+
+def test_stream_retries_wait_longer_each_time_and_short_again_after_progress():
+    """A reader that got lines before its stream dropped reconnects at once, not after the last outage's wait."""
+    import threading
+
+    from hfjobs_magic.remote.hub import retry_transient
+
+    waits: list[float | None] = []
+
+    class RecordingStop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return False
+
+    outcomes = iter([ConnectionError("reset"), ConnectionError("reset"), ConnectionError("reset"), None])
+    progressed = iter([False, False, True])
+
+    def attempt() -> None:
+        if (err := next(outcomes)) is not None:
+            raise err
+
+    assert retry_transient(RecordingStop(), attempt, made_progress=lambda: next(progressed)) is None
+    assert waits == [1.0, 2.0, 1.0]
+    refused = ValueError("not worth a retry")
+    assert retry_transient(RecordingStop(), lambda: (_ for _ in ()).throw(refused)) is refused
+    assert waits == [1.0, 2.0, 1.0]  # no wait before giving up on what is not transient

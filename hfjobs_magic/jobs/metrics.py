@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
-from hfjobs_magic.remote.hub import HubClient, is_transient
+from hfjobs_magic.remote.hub import HubClient, retry_transient
 
 IDLE_GPU_PCT = 5.0  # a GPU under this utilisation does nothing worth paying for
 HISTORY_S = 600.0  # the sparklines show the last ten minutes
@@ -121,19 +121,18 @@ class MetricsReader(threading.Thread):
         self.client, self.job_id, self.namespace = client, job_id, namespace
         self.state, self.stop_event = state, stop
         self.error: BaseException | None = None
+        self._events = 0  # since the last try, so a stream that delivered is retried at once
 
     def run(self) -> None:
-        delay = 1.0
-        while not self.stop_event.is_set():
-            try:
-                for event in self.client.metrics(self.job_id, self.namespace):
-                    if self.stop_event.is_set():
-                        return
-                    self.state.add(event, time.monotonic())
-                    delay = 1.0
+        self.error = retry_transient(self.stop_event, self._read, made_progress=self._took_events)
+
+    def _read(self) -> None:
+        for event in self.client.metrics(self.job_id, self.namespace):
+            if self.stop_event.is_set():
                 return
-            except Exception as err:
-                if not is_transient(err) or self.stop_event.wait(delay):
-                    self.error = err
-                    return
-                delay = min(delay * 2, 10.0)
+            self.state.add(event, time.monotonic())
+            self._events += 1
+
+    def _took_events(self) -> bool:
+        took, self._events = self._events > 0, 0
+        return took

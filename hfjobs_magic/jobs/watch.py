@@ -23,7 +23,7 @@ from hfjobs_magic.jobs.progress import ProgressFolder, merge
 from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
-from hfjobs_magic.remote.hub import HubClient, error_line, is_transient
+from hfjobs_magic.remote.hub import HubClient, error_line, is_transient, retry_transient
 
 _END = object()  # the log reader is done
 _FOLLOWED = object()  # the followed stream ended (the job is final): ask for the stage now, not at the next tick
@@ -65,27 +65,26 @@ class LogReader(threading.Thread):
         self.client, self.job_id, self.namespace = client, job_id, namespace
         self.out, self.stop_event, self.follow = out, stop, follow
         self.received = 0
+        self._received_at_try = 0  # lines by the last failed try: one that got some is retried at once
         self.recent: deque[str] = deque(maxlen=CATCH_UP_LINES)  # the last lines received, to compare at the end
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        delay = 1.0
         try:
-            while not self.stop_event.is_set():
-                try:
-                    self._read_once(follow=self.follow)
-                    if not self.stop_event.is_set():  # followed or replayed, the stream may have been cut short
-                        if self.follow:
-                            self.out.put(_FOLLOWED)  # the watcher polls the stage while we catch up
-                        self._catch_up()
-                    return
-                except Exception as err:
-                    if not is_transient(err) or self.stop_event.wait(delay):
-                        self.error = err
-                        return
-                    delay = min(delay * 2, 10.0)
+            self.error = retry_transient(self.stop_event, self._read_whole, made_progress=self._took_lines)
         finally:
             self.out.put(_END)
+
+    def _read_whole(self) -> None:
+        self._read_once(follow=self.follow)
+        if not self.stop_event.is_set():  # followed or replayed, the stream may have been cut short
+            if self.follow:
+                self.out.put(_FOLLOWED)  # the watcher polls the stage while we catch up
+            self._catch_up()
+
+    def _took_lines(self) -> bool:
+        took, self._received_at_try = self.received > self._received_at_try, self.received
+        return took
 
     def _read_once(self, follow: bool) -> None:
         """One pass over the stream; a restarted pass replays from the start, so skip what we have."""

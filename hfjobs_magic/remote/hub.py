@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,6 +80,29 @@ def is_transient(err: BaseException) -> bool:
     return type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"} or isinstance(
         err, ConnectionError
     )
+
+
+RETRY_FIRST_S, RETRY_MOST_S = 1.0, 10.0  # waits between tries of a stream: doubling, capped
+
+
+def retry_transient(stop: threading.Event, attempt: Callable[[], None],
+                    made_progress: Callable[[], bool] = lambda: False) -> BaseException | None:
+    """Call `attempt` until it returns, `stop` is set, or it raises what is not worth a retry; that error, or None.
+
+    The wait between tries doubles, and starts short again once `made_progress()` says the last try
+    got somewhere: a stream that ran for an hour and dropped is not made to wait out an old outage.
+    """
+    delay = RETRY_FIRST_S
+    while not stop.is_set():
+        try:
+            attempt()
+            return None
+        except Exception as err:
+            delay = RETRY_FIRST_S if made_progress() else delay
+            if not is_transient(err) or stop.wait(delay):
+                return err
+            delay = min(delay * 2, RETRY_MOST_S)
+    return None
 
 
 def status_of(err: BaseException) -> int | None:

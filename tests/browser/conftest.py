@@ -16,6 +16,7 @@ On failure, a screenshot of the page and the server's log path are printed
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,3 +166,13 @@ def open_notebook(page: Any, jupyterlab: JupyterLab) -> Callable[..., LabNoteboo
         return LabNotebook.open(page, jupyterlab, name, cells, kernel)
 
     return opener
+
+
+@pytest.fixture(scope="session")
+def lab_extension() -> None:
+    """The built lab extension, for the tests that look at its card, panel or command (CI must have it)."""
+    if importlib.util.find_spec("hfjobs_magic_lab") is None:
+        message = "hfjobs-magic-lab is not installed: run `bash labextension/ci.sh` (needs Node)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -10,8 +10,6 @@ websocket frame the browser receives is recorded: the sandbox token is in none o
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from hfjobs_magic.jobs.history import Entry, History
 from hfjobs_magic.sandbox import Sandbox
 from tests.browser.lab import UI_TIMEOUT_MS, JupyterLab, write_notebook
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("lab_extension")]
 
 IMAGE = "python:3.12"
 DEADLINE_S = 90.0
@@ -34,15 +32,6 @@ HOSTILE_NAME = "<img src=x onerror=window.__pwned=1>"
 CELL_BODY = "import time\ntime.sleep(600)"
 TAB = ".jp-SideBar .lm-TabBar-tab[data-id='hfjobs-panel']"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "jobs-panel.png"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _extension_installed() -> None:
-    if importlib.util.find_spec("hfjobs_magic_lab") is None:
-        message = "hfjobs-magic-lab is not installed: run `bash labextension/ci.sh` (needs Node)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def wait_for(condition: Callable[[], Any], what: str) -> Any:

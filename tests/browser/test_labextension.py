@@ -12,9 +12,7 @@ the magic, into a job that completes, with the flags from the extension's settin
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.views.bundle import to_bundle
 from tests.browser.lab import UI_TIMEOUT_MS, JupyterLab, LabNotebook
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("lab_extension")]
 
 PLUGIN_ID = "hfjobs-magic-lab:plugin"
 COMMAND_ID = "hfjobs-magic:run-as-job"
@@ -47,15 +45,6 @@ WATCH_STAGES = """() => {
     });
     new MutationObserver(note).observe(document.body, {childList: true, subtree: true});
 }"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _extension_installed() -> None:
-    if importlib.util.find_spec("hfjobs_magic_lab") is None:
-        message = "hfjobs-magic-lab is not installed: run `bash labextension/ci.sh` (needs Node)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def push_cell(repo_id: str) -> str:

@@ -9,8 +9,6 @@ record's card (labextension/src/renderer.ts) still shows the metrics with their 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import pytest
 from hfjobs_magic.sandbox import Sandbox
 from tests.browser.lab import JupyterLab, LabNotebook
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("lab_extension")]
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "metrics.png"
 JOB_TIMEOUT_MS = 150_000  # a job installs its script's dependencies with uv before it runs
@@ -36,15 +34,6 @@ SPARKLINES_DRAWN = """([area, keys, min]) => {
     }).map(row => row.dataset.metric);
     return keys.every(key => drawn.includes(key));
 }"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _extension_installed() -> None:
-    if importlib.util.find_spec("hfjobs_magic_lab") is None:
-        message = "hfjobs-magic-lab is not installed: run `bash labextension/ci.sh` (needs Node)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def busy_job(stop: Path) -> str:
