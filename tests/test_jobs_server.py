@@ -201,6 +201,19 @@ def test_a_notebook_outside_the_tree_is_not_offered(tmp_path: Path) -> None:
     assert finder.locate(None, "../elsewhere.ipynb", None)["path"] is None
 
 
+def test_a_notebook_edited_between_refreshes_is_read_again(tmp_path: Path) -> None:
+    """Hashes are kept between the panel's refreshes, never past a change to the notebook."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%%hfjob --yes\nx = 1")]
+    path = tmp_path / "train.ipynb"
+    nbformat.write(nb, str(path))
+    cell = cell_hash("x = 1\n")
+    assert CellFinder(tmp_path).locate(str(path), None, cell)["cell_index"] == 0
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import os  # a cell added above the job's"))
+    nbformat.write(nb, str(path))
+    assert CellFinder(tmp_path).locate(str(path), None, cell)["cell_index"] == 1
+
+
 def test_without_history_the_label_finds_a_notebook_at_the_root(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("%%hfjob\nx"), nbformat.v4.new_code_cell("%%hfjob --yes\nx = 1")]

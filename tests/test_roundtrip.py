@@ -133,16 +133,20 @@ def test_check_and_export_carry_from_the_notebook_file(sandbox, tmp_path):
     assert ran.stdout.strip() == "R 120 2"
 
 
-def test_pull_downloads_what_the_job_pushed_next_to_the_notebook(sandbox, tmp_path, unique_name):
-    repo = f"{sandbox.user}/{unique_name}"
-    cells = [LOAD, f"%%hfjob --timeout 5m --yes --outputs out --push {repo} --repo-type dataset --pull got\n"
+@pytest.mark.parametrize("kind", ["repo", "bucket"])
+def test_pull_downloads_what_the_job_pushed_next_to_the_notebook(sandbox, tmp_path, unique_name, kind):
+    if kind == "repo":
+        target, push = f"{sandbox.user}/{unique_name}", f"{sandbox.user}/{unique_name} --repo-type dataset"
+    else:
+        target = push = f"hf://buckets/{sandbox.user}/{unique_name[:40]}/run"
+    cells = [LOAD, f"%%hfjob --timeout 5m --yes --outputs out --push {push} --pull got\n"
                    "import os\nos.makedirs('out/sub', exist_ok=True)\nopen('out/sub/result.txt', 'w').write('42')",
              "print('read back', open('got/sub/result.txt').read())"]
     nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
     assert err is None, err
-    assert f"[hfjob] pulled 1 file(s) from {repo} into got" in text_of(nb.cells[1])
+    assert f"[hfjob] pulled 1 file(s) from {target} into got" in text_of(nb.cells[1])
     assert "read back 42" in text_of(nb.cells[2])
-    assert final_record(nb.cells[1])["pulled"] == f"1 file(s) from {repo} into got"
+    assert final_record(nb.cells[1])["pulled"] == f"1 file(s) from {target} into got"
 
 
 # -- --return --------------------------------------------------------------------------------------
@@ -290,12 +294,3 @@ def test_interactive_returns_arrive_when_the_watcher_sees_the_job_complete(sandb
     assert "Job ended COMPLETED" in widget.outcome.value and "score &lt;- job" in widget.outcome.value
 
 
-def test_pull_from_an_hf_bucket(sandbox, tmp_path, unique_name):
-    bucket = f"{sandbox.user}/{unique_name[:40]}"
-    cells = [LOAD, f"%%hfjob --timeout 5m --yes --outputs out --push hf://buckets/{bucket}/run --pull got\n"
-                   "import os\nos.makedirs('out/sub', exist_ok=True)\nopen('out/sub/result.txt', 'w').write('7')",
-             "print('read back', open('got/sub/result.txt').read())"]
-    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
-    assert err is None, err
-    assert f"pulled 1 file(s) from hf://buckets/{bucket}/run into got" in text_of(nb.cells[1])
-    assert "read back 7" in text_of(nb.cells[2])

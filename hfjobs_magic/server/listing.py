@@ -94,13 +94,12 @@ def saved_cell_hash(source: str) -> str | None:
 
 @dataclass
 class CellFinder:
-    """Finds a job's notebook in the server's file tree and its cell there; each notebook read once."""
+    """Finds a job's notebook in the server's file tree and its cell there (`notebook_hashes` caches)."""
 
     root: Path
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
-        self._hashes: dict[Path, list[str | None]] = {}
 
     def locate(self, full_path: str | None, label: str | None, cell: str | None) -> dict[str, Any]:
         """`notebook` (a name to show), `path` (relative to the root, when the file is there), `cell_index`."""
@@ -122,14 +121,28 @@ class CellFinder:
         return candidate
 
     def _cell_index(self, path: Path, cell: str) -> int | None:
-        if path not in self._hashes:
-            self._hashes[path] = notebook_hashes(path)
-        hashes = self._hashes[path]
+        hashes = notebook_hashes(path)
         return hashes.index(cell) if cell in hashes else None
+
+
+# path -> (size, mtime_ns) it had when hashed, its hashes: the panel refreshes every few seconds and
+# hashing a cell runs IPython's transformer, so a notebook is read and hashed again only once it changed.
+_HASHED: dict[Path, tuple[tuple[int, int], list[str | None]]] = {}
 
 
 def notebook_hashes(path: Path) -> list[str | None]:
     """Per cell of a saved notebook, the hash of its `%%hfjob` cell (None for other cells); [] if unreadable."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return []
+    version = (stat.st_size, stat.st_mtime_ns)
+    if (known := _HASHED.get(path)) is None or known[0] != version:
+        _HASHED[path] = known = (version, _hash_cells(path))
+    return known[1]
+
+
+def _hash_cells(path: Path) -> list[str | None]:
     try:
         cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
     except (OSError, ValueError, AttributeError):
