@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -100,26 +103,32 @@ class HFJobMagics(Magics):
 
     def _warm(self, imported: threading.Event) -> None:
         try:
-            import hfjobs_magic.cell.script  # noqa: F401  the heavy imports of a job cell, in its order
-            import hfjobs_magic.checks  # noqa: F401
-            import hfjobs_magic.jobs.runner  # noqa: F401
-            import hfjobs_magic.views.text  # noqa: F401
-            from hfjobs_magic.cell.spec import parse_line
-
-            parse_line("")  # builds the flags' parser
-
-            if not is_headless(self.shell):
-                import hfjobs_magic.views.widgets  # noqa: F401
-            client = self.client()
-            _ = client.api
-            imported.set()
-            if client.token:
-                client.whoami()
-            client.hardware()
+            with collections_paused():
+                self._warm_imports(imported)
         except Exception:  # noqa: S110  nothing to report yet: the cell's checks ask again and say why
             pass
         finally:
             imported.set()
+
+    def _warm_imports(self, imported: threading.Event) -> None:
+        client = self.client()
+        _ = client.api  # the heaviest import first: the look-ups need it
+        for fetch in (client.hardware, client.whoami) if client.token else (client.hardware,):
+            # in flight while the rest is imported; the checks share their answers through the caches
+            threading.Thread(target=_quietly, args=(fetch,), name="hfjob-warm-up", daemon=True).start()
+        import hfjobs_magic.cell.carry_kernel  # noqa: F401  the other imports of a job cell, in its order
+        import hfjobs_magic.cell.script  # noqa: F401
+        import hfjobs_magic.checks  # noqa: F401
+        import hfjobs_magic.jobs.runner  # noqa: F401
+        import hfjobs_magic.views.text  # noqa: F401
+        from hfjobs_magic.cell.spec import load_toml, parse_line
+
+        parse_line("")  # builds the flags' parser
+        load_toml("")  # imports the parser of the notebook folder's pyproject.toml
+        if not is_headless(self.shell):
+            import hfjobs_magic.views.widgets  # noqa: F401
+        imported.set()  # what submitting needs; the watcher's imports below overlap the submission
+        import hfjobs_magic.jobs.watch  # noqa: F401
 
     def _wait_for_warm_imports(self) -> None:
         """A cell typed faster than the warm-up imports waits for them rather than importing alongside:
@@ -262,6 +271,26 @@ def _hfjob_help() -> str:
 
 # `%%hfjob?` asks an object's getdoc() first (IPython.core.oinspect.getdoc): the flags' help is made then.
 HFJobMagics.hfjob.getdoc = _hfjob_help  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def collections_paused() -> Iterator[None]:
+    """Imports make many objects that live for good, and the garbage collections they set off would walk the
+    kernel's whole heap each time (about a fifth of the warm-up's time); paused meanwhile, unless the user
+    paused them already."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _quietly(fetch: Callable[[], Any]) -> None:
+    """A warm-up look-up: one that fails here is made again, and said, by the cell's checks."""
+    with contextlib.suppress(Exception):
+        fetch()
 
 
 def register(ipython: Any) -> None:

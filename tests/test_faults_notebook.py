@@ -286,8 +286,8 @@ def test_a_failed_last_push_check_never_says_the_results_are_lost(fresh_sandbox,
 
     from huggingface_hub import HfApi
 
-    from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
-    from hfjobs_magic.jobs.watch import JobWatch, Pacing, apply_job_info
+    from hfjobs_magic.jobs.record import JobRecord, PushTarget, apply_job_info, unpushed
+    from hfjobs_magic.jobs.watch import JobWatch, Pacing
     from hfjobs_magic.remote.hub import HubClient
     from tests.test_watch import submit
 

@@ -172,6 +172,32 @@ def test_logs_completion_and_a_light_load_ext(sandbox, tmp_path):
     assert "--flavor" in completions and "a10g-large" in completions
 
 
+WARM_DONE = (
+    "import gc, sys, threading, time\n"
+    "deadline = time.monotonic() + 60\n"
+    "while any(t.name == 'hfjob-warm-up' for t in threading.enumerate()) and time.monotonic() < deadline:\n"
+    "    time.sleep(0.05)\n"
+    "client = get_ipython().magics_manager.registry['HFJobMagics'].client()\n"
+    "print('fetched', client.known_hardware() is not None, client._whoami is not None)\n"
+    "needed = {'huggingface_hub.hf_api', 'hfjobs_magic.checks', 'hfjobs_magic.jobs.watch'}\n"
+    "print('imported', needed <= set(sys.modules))\n"
+    "print('gc on', gc.isenabled())"
+)
+
+
+@pytest.mark.parametrize("user_paused_gc", [False, True])
+def test_the_warm_up_fetches_and_imports_what_a_job_cell_needs_and_leaves_gc_as_it_was(sandbox, tmp_path,
+                                                                                       user_paused_gc):
+    """After the %load_ext cell, whoami, the hardware list and the job cell's imports arrive on their own; the
+    garbage collector, paused while they import, is on again afterwards, unless the user had paused it."""
+    load = ("import gc\ngc.disable()\n" if user_paused_gc else "") + LOAD
+    nb, err = execute([load, WARM_DONE], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    out = text_of(nb.cells[1])
+    assert "fetched True True" in out and "imported True" in out
+    assert f"gc on {not user_paused_gc}" in out
+
+
 def test_interrupting_an_unattended_wait_leaves_the_job_running(sandbox, tmp_path):
     cells = [
         LOAD,

@@ -138,8 +138,8 @@ def test_schedule_needs_consent_and_a_valid_expression(sandbox, tmp_path):
 
 def test_a_cancel_if_idle_that_is_refused_is_said_not_retried(sandbox):
     from hfjobs_magic.jobs.guards import Guards
-    from hfjobs_magic.jobs.record import JobRecord
-    from hfjobs_magic.jobs.watch import JobWatch, apply_job_info
+    from hfjobs_magic.jobs.record import JobRecord, apply_job_info
+    from hfjobs_magic.jobs.watch import JobWatch
     from hfjobs_magic.remote.hub import HubClient, Submission
 
     sandbox.faults.set(gpu_utilization=0)

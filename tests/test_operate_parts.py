@@ -11,8 +11,7 @@ from hfjobs_magic.cell.cron import CronError, next_runs, runs_per_month
 from hfjobs_magic.jobs.guards import Guards, idle_cancel_reason, notices, queue_notice, spoken
 from hfjobs_magic.jobs.metrics import MetricsState, sample_of
 from hfjobs_magic.jobs.progress import REPLACE, ProgressFolder, bar_of, extend, merge
-from hfjobs_magic.jobs.record import JobRecord
-from hfjobs_magic.jobs.watch import Update
+from hfjobs_magic.jobs.record import JobRecord, Update
 from hfjobs_magic.views.operating import metrics_html, sparkline
 from hfjobs_magic.views.text import TextView
 

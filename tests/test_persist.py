@@ -20,8 +20,8 @@ from hfjobs_magic.cell import persist, wrapping
 from hfjobs_magic.cell.names import undefined_names
 from hfjobs_magic.cell.script import build_script
 from hfjobs_magic.cell.spec import build_spec, parse_line
-from hfjobs_magic.jobs.record import JobRecord, PushTarget
-from hfjobs_magic.jobs.watch import Update, note_push_lines
+from hfjobs_magic.jobs.record import JobRecord, PushTarget, Update
+from hfjobs_magic.jobs.watch import note_push_lines
 from hfjobs_magic.views.bundle import push_states
 from hfjobs_magic.views.text import TextView
 from tests.nbrun import execute, final_record, sandbox_env, text_of

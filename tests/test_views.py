@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 
-from hfjobs_magic.jobs.record import MIME
-from hfjobs_magic.jobs.watch import Update
+from hfjobs_magic.jobs.record import MIME, Update
 from hfjobs_magic.views import ansi
 from hfjobs_magic.views.bundle import safe_link, to_bundle, to_html
 from hfjobs_magic.views.terminal import collapse_cr

@@ -6,8 +6,8 @@ import queue
 
 import pytest
 
-from hfjobs_magic.jobs.record import JobRecord
-from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
+from hfjobs_magic.jobs.record import JobRecord, Update, apply_job_info
+from hfjobs_magic.jobs.watch import JobWatch, Pacing
 from hfjobs_magic.remote.hub import SUBMIT_LABEL, HubClient, Submission
 
 

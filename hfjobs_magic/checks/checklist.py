@@ -404,10 +404,12 @@ def line_error_results(err: Exception) -> list[CheckResult]:
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
     """Every check, in the order of CHECK_IDS (then `schedule` for a --schedule cell); the Hub is asked once."""
-    from hfjobs_magic.checks.schedule import check_schedule
-
     facts = collect_facts(ctx)
-    checks = CHECKS + ((("schedule", check_schedule),) if ctx.spec.schedule else ())
+    checks = CHECKS
+    if ctx.spec.schedule:
+        from hfjobs_magic.checks.schedule import check_schedule
+
+        checks += (("schedule", check_schedule),)
     return [_masked(_safely(check_id, check, facts)) for check_id, check in checks]
 
 

@@ -171,3 +171,26 @@ class JobRecord:
             "log_tail": self.log_tail,
             "notices": [{"kind": kind, "text": text} for kind, text in self.notices.items()],
         } | ({"metrics": self.metrics} if self.metrics else {}) | ({"schedule": self.schedule} if self.schedule else {})
+
+
+@dataclass(frozen=True)
+class Update:
+    """What the views get: a snapshot of the record and the lines new since the last update."""
+
+    record: dict[str, Any]
+    lines: list[str] = field(default_factory=list)
+    final: bool = False
+    series: dict[str, list[float]] = field(default_factory=dict)  # recent metrics per name, for sparklines
+
+
+def apply_job_info(record: JobRecord, info: Any) -> None:
+    """Copy the server's view of a job onto our record."""
+    record.stage = str(getattr(info.status.stage, "value", info.status.stage))
+    record.message = info.status.message
+    if record.ended_because and record.stage == "CANCELED":  # we cancelled it: say why, not just "canceled"
+        record.message = record.ended_because
+    record.created_at = info.created_at or record.created_at
+    record.started_at = info.started_at or record.started_at
+    record.finished_at = info.finished_at
+    if record.final and record.finished_at is None:
+        record.finished_at = datetime.now(timezone.utc)

@@ -20,10 +20,8 @@ from hfjobs_magic.cell.spec import JobSpec, bucket_parts
 from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.jobs.delivery import PLANS, collect_returns, plan_for, pull_outputs
-from hfjobs_magic.jobs.guards import Guards
 from hfjobs_magic.jobs.history import Entry, History
-from hfjobs_magic.jobs.record import JobRecord, PushTarget, unpushed
-from hfjobs_magic.jobs.watch import JobWatch, Pacing, Update, apply_job_info
+from hfjobs_magic.jobs.record import JobRecord, PushTarget, Update, apply_job_info, unpushed
 from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import LABEL_TOOL, HubClient, Submission, hub_errors
@@ -32,6 +30,8 @@ from hfjobs_magic.views.bundle import RecordDisplay
 if TYPE_CHECKING:
     from hfjobs_magic.cell.returns import ReturnPlan
     from hfjobs_magic.cell.script import JobScript
+    from hfjobs_magic.jobs.guards import Guards
+    from hfjobs_magic.jobs.watch import JobWatch
 
 FAILED_TAIL = 20
 _NO_SPEC = JobSpec()  # for attaching: no --pull, returns named on the attach line
@@ -59,6 +59,8 @@ class RunSettings:
     queue_wait_warn_s: float = 300.0
 
     def guards(self, spec: JobSpec | None) -> Guards:
+        from hfjobs_magic.jobs.guards import Guards
+
         return Guards(queue_warn_s=self.queue_wait_warn_s, idle_gpu_warn_s=self.idle_gpu_warn_s,
                       cancel_if_idle_s=spec.cancel_if_idle_s if spec is not None else None)
 
@@ -209,9 +211,7 @@ class Runner:
                     follow_logs: bool = True) -> JobRecord:
         """Follow in this thread (so output lands in this cell and Ctrl-C works) until the job ends."""
         updates: queue.Queue[Update] = queue.Queue()
-        guards = self.settings.guards(request.spec if request else None)
-        watch = JobWatch(self.client, record, updates.put, secrets=self._secret_values(request),
-                         follow_logs=follow_logs, guards=guards).start()
+        watch = self._watch(record, updates.put, request, follow_logs=follow_logs)
         try:
             while True:
                 update = updates.get()
@@ -307,8 +307,7 @@ class Runner:
             widget.update(update)
             display.update(update.record, force=update.final)
 
-        JobWatch(self.client, record, on_update, secrets=self._secret_values(request), pacing=Pacing(),
-                 guards=self.settings.guards(request.spec)).start()
+        self._watch(record, on_update, request)
         widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
 
     def _after_interactive(self, record: JobRecord, request: JobRequest) -> dict[str, Any]:
@@ -352,8 +351,7 @@ class Runner:
             widget.update(update)
             display.update(update.record, force=update.final)
 
-        JobWatch(self.client, record, on_update, secrets=self._secret_values(None),
-                 follow_logs=not record.final, guards=self.settings.guards(None)).start()
+        self._watch(record, on_update, None, follow_logs=not record.final)
         if not record.final:
             widget.on_cancel(lambda: self.client.cancel(record.id, record.namespace))
         return record
@@ -418,6 +416,15 @@ class Runner:
         record.schedule = {"id": info.id, "schedule": info.schedule or spec.schedule,
                            "next_runs": [iso(moment) for moment in next_runs(spec.schedule or "", 3)]}
         return record
+
+    def _watch(self, record: JobRecord, on_update: Callable[[Update], None], request: JobRequest | None,
+               follow_logs: bool = True) -> JobWatch:
+        """The watcher thread of a submitted job; imported only here, so a --detach cell never loads it and a
+        followed one loads it while the job starts."""
+        from hfjobs_magic.jobs.watch import JobWatch
+
+        return JobWatch(self.client, record, on_update, secrets=self._secret_values(request), follow_logs=follow_logs,
+                        guards=self.settings.guards(request.spec if request else None)).start()
 
     def _secret_values(self, request: JobRequest | None) -> list[str]:
         values = [self.client.token or ""] + [plan.key for plan in PLANS.values()]

@@ -13,14 +13,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hfjobs_magic.jobs.guards import Guards, idle_cancel_reason, is_gpu_flavor, notices
 from hfjobs_magic.jobs.metrics import MetricsReader, MetricsState
 from hfjobs_magic.jobs.progress import ProgressFolder, merge
-from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, cell_error
+from hfjobs_magic.jobs.record import IDLE_NOTICE, JobRecord, PushTarget, Update, apply_job_info, cell_error
 from hfjobs_magic.mask import SecretMasker
 from hfjobs_magic.remote import storage
 from hfjobs_magic.remote.hub import HubClient, error_line, is_transient, retry_transient
@@ -33,16 +32,6 @@ PUSHED_LINE = re.compile(r"^\[hfjob\] pushed (?P<files>\d+) files? \((?P<size>[^
 FAILED_LINE = re.compile(r"^\[hfjob\] push to (?P<where>.+?) FAILED: (?P<error>.*)$")
 NO_ANSWER = "no answer from the Hub"  # the record's message while the Hub does not answer
 CATCH_UP_LINES = 50  # the log's last lines compared with ours once a followed stream ends
-
-
-@dataclass(frozen=True)
-class Update:
-    """What the views get: a snapshot of the record and the lines new since the last update."""
-
-    record: dict[str, Any]
-    lines: list[str] = field(default_factory=list)
-    final: bool = False
-    series: dict[str, list[float]] = field(default_factory=dict)  # recent metrics per name, for sparklines
 
 
 @dataclass
@@ -356,16 +345,3 @@ def note_push_lines(targets: list[PushTarget], lines: list[str]) -> None:
             target.failure = None
         elif (found := FAILED_LINE.match(line)) and (target := by_name.get(found["where"])):
             target.failure = found["error"]
-
-
-def apply_job_info(record: JobRecord, info: Any) -> None:
-    """Copy the server's view of a job onto our record."""
-    record.stage = str(getattr(info.status.stage, "value", info.status.stage))
-    record.message = info.status.message
-    if record.ended_because and record.stage == "CANCELED":  # we cancelled it: say why, not just "canceled"
-        record.message = record.ended_because
-    record.created_at = info.created_at or record.created_at
-    record.started_at = info.started_at or record.started_at
-    record.finished_at = info.finished_at
-    if record.final and record.finished_at is None:
-        record.finished_at = datetime.now(timezone.utc)

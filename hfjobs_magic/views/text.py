@@ -13,8 +13,7 @@ from collections import deque
 from typing import Any, TextIO
 
 from hfjobs_magic.jobs.progress import REPLACE, extend, new_lines
-from hfjobs_magic.jobs.record import FINAL_STAGES
-from hfjobs_magic.jobs.watch import Update
+from hfjobs_magic.jobs.record import FINAL_STAGES, Update
 from hfjobs_magic.money import usd
 from hfjobs_magic.views.bundle import duration, push_states
 from hfjobs_magic.views.operating import metrics_text, notices_of, schedule_text

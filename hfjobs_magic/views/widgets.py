@@ -16,8 +16,7 @@ import ipywidgets as w
 
 from hfjobs_magic.checkresult import CheckResult, failing
 from hfjobs_magic.jobs.progress import extend
-from hfjobs_magic.jobs.record import IDLE_NOTICE, unpushed
-from hfjobs_magic.jobs.watch import Update
+from hfjobs_magic.jobs.record import IDLE_NOTICE, Update, unpushed
 from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.money import usd
 from hfjobs_magic.views import ansi
