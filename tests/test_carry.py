@@ -155,6 +155,38 @@ def test_a_kernel_carries_sources_imports_and_pickled_values(shell, tmp_path):
     assert done.stdout.strip() == f"{EXPECTED} 4 3"
 
 
+def test_names_the_cell_reads_before_it_rebinds_them_travel_too(shell, tmp_path):
+    """`rows = [r for r in rows if r]` and `n += 1` read the notebook's value first: without it the job
+    raises NameError."""
+    run_cells(shell, ["rows = [1, None, 3]\nn = 1\nscale = 10"])
+    cell = ("rows = [r * scale for r in rows if r]\nn += 1\ntry:\n    cache\nexcept NameError:\n    cache = {}\n"
+            "print('R', rows, n, cache)\n")
+    script = script_with(kernel_carrier(shell), cell)
+    assert {b.name for b in script.carry.blocks} == {"rows", "n", "scale"}  # `cache` is the cell's own check
+    done = run_script(script.text, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "R [10, 30] 2 {}"
+
+
+@pytest.mark.parametrize(("cell", "free"), [
+    ("df = df.dropna()", {"df"}),
+    ("x = 1\nx = x + 1", set()),
+    ("for batch in loader:\n    loss = step(batch)\nprint(loss)", {"loader", "step"}),  # bound above its read
+    ("if ready:\n    df = load()\ndf.head()", {"ready", "load"}),
+    ("def f():\n    return model\nmodel = 2\nf()", set()),  # a body runs when called
+    ("[y := v for v in data]\nprint(y)", {"data"}),
+    ("@deco(arg)\ndef g(a=default):\n    pass", {"deco", "arg", "default"}),  # evaluated at definition
+    ("class A(Base):\n    x = 1", {"Base"}),
+    ("match cmd:\n    case [a, *rest]:\n        print(a, rest)\n    case {'k': v, **kw}:\n        print(v, kw)",
+     {"cmd"}),
+    ("with open(path) as fh:\n    fh.read()", {"path"}),
+])
+def test_what_a_cell_reads_before_binding_it_in_the_order_python_runs(cell, free):
+    from hfjobs_magic.cell.names import undefined_names
+
+    assert set(undefined_names(cell)) == free
+
+
 def test_what_cannot_travel_is_refused_by_name(shell):
     run_cells(shell, ["fn = lambda x: x"])
     shell.user_ns.update(lock=threading.Lock(), gen=(i for i in range(3)),

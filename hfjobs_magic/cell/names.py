@@ -26,7 +26,8 @@ def undefined_names(source: str) -> dict[str, int]:
         return {}
     if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree)):
         return {}  # a star import may define anything
-    missing = _globals_read(table) - _globals_bound(table) - set(dir(builtins)) - _SCRIPT_NAMES
+    unbound = _globals_read(table) - _globals_bound(table)
+    missing = (unbound | _read_before_bound(tree)) - set(dir(builtins)) - _SCRIPT_NAMES
     first: dict[str, int] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in missing:
@@ -52,6 +53,121 @@ def _globals_bound(top: symtable.SymbolTable) -> set[str]:
     for table in list(_tables(top))[1:]:
         bound |= {s.get_name() for s in table.get_symbols() if s.is_declared_global() and s.is_assigned()}
     return bound
+
+
+def _read_before_bound(tree: ast.Module) -> set[str]:
+    """Names the top-level code reads before any line above binds them (`df = df.dropna()`, `n += 1`): in
+    the kernel they meant the notebook's value, so they travel with the cell like names it never binds."""
+    order = _RunOrder()
+    order.visit(tree)
+    return order.early
+
+
+class _RunOrder(ast.NodeVisitor):
+    """Walks top-level code in the order Python runs it: a value before the targets it is stored in, a
+    loop's iterable before its target. Function and class bodies run later (when called), so only what is
+    evaluated at definition (decorators, defaults, bases) counts; a read guarded by `except NameError` is
+    the cell checking on purpose."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.early: set[str] = set()
+        self._guarded = 0
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if not isinstance(node.ctx, ast.Load):
+            self.bound.add(node.id)
+        elif node.id not in self.bound and not self._guarded:
+            self.early.add(node.id)
+
+    def _visit_in_order(self, *nodes: ast.AST | list | None) -> None:
+        for node in nodes:
+            for item in node if isinstance(node, list) else [node]:
+                if item is not None:
+                    self.visit(item)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self._visit_in_order(node.value, node.targets)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._visit_in_order(node.value, node.annotation, node.target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):  # `n += 1` reads n first
+            self.visit(ast.Name(node.target.id, ast.Load()))
+        self.visit(node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self._visit_in_order(node.value, node.target)
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self._visit_in_order(node.iter, node.target, node.body, node.orelse)
+
+    visit_AsyncFor = visit_For
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self._visit_in_order(node.iter, node.target, node.ifs)
+
+    def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp) -> None:
+        self._visit_in_order(node.generators, node.elt)
+
+    visit_SetComp = visit_GeneratorExp = visit_ListComp
+
+    def visit_DictComp(self, node: ast.DictComp) -> None:
+        self._visit_in_order(node.generators, node.key, node.value)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self._visit_in_order(node.decorator_list, node.args.defaults, node.args.kw_defaults)
+        self.bound.add(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._visit_in_order(node.args.defaults, node.args.kw_defaults)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._visit_in_order(node.decorator_list, node.bases, node.keywords)
+        self.bound.add(node.name)
+
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        self.bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+
+    visit_ImportFrom = visit_Import
+
+    def visit_Try(self, node: ast.Try) -> None:
+        guarded = any(_catches_name_error(handler.type) for handler in node.handlers)
+        self._guarded += guarded
+        self._visit_in_order(node.body)
+        self._guarded -= guarded
+        self._visit_in_order(node.handlers, node.orelse, node.finalbody)
+
+    visit_TryStar = visit_Try
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        self._visit_in_order(node.type)
+        if node.name:
+            self.bound.add(node.name)
+        self._visit_in_order(node.body)
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        self._visit_in_order(node.pattern)
+        if node.name:
+            self.bound.add(node.name)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self.bound.add(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        self._visit_in_order(node.keys, node.patterns)
+        if node.rest:
+            self.bound.add(node.rest)
+
+
+def _catches_name_error(kind: ast.expr | None) -> bool:
+    names = kind.elts if isinstance(kind, ast.Tuple) else [kind]
+    return any(isinstance(n, ast.Name) and n.id == "NameError" for n in names)
 
 
 EXACT_DIFF_LINES = 2000  # above this many differing lines, the diff may skip very common lines (autojunk)
