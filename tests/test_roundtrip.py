@@ -213,15 +213,30 @@ def test_a_large_array_travels_through_the_bucket(sandbox, tmp_path):
     assert len(job.environment["HFJOB_SCRIPT"]) < 100_000  # the script stays small
 
 
-def test_attach_with_return_sets_them_again_in_the_kernel_that_submitted(sandbox, tmp_path):
+def test_attach_with_return_sets_them_again_even_after_a_kernel_restart(sandbox, tmp_path):
     last_job = "import json, os\nJOB = json.loads(open(os.environ['HFJOB_HISTORY']).read().splitlines()[-1])['id']"
-    cells = [LOAD, f"%%hfjob {QUIET} --return score\nscore = 0.75", "del score\n" + last_job,
-             "get_ipython().run_line_magic('hfjob_attach', JOB + ' --return score')\nprint('again', score)",
+    attach = "get_ipython().run_line_magic('hfjob_attach', JOB + ' --return score')\nprint('again', score)"
+    cells = [LOAD, f"%%hfjob {QUIET} --return score\nscore = 0.75", "del score\n" + last_job, attach,
              "get_ipython().run_line_magic('hfjob_attach', JOB + ' --return other')"]
-    nb, err = execute(cells, sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb", allow_errors=True)
+    env = sandbox_env(sandbox, tmp_path)
+    nb, err = execute(cells, env, tmp_path / "n.ipynb", allow_errors=True)
     assert "again 0.75" in text_of(nb.cells[3]), text_of(nb.cells[3])
     assert "score <- job" in text_of(nb.cells[3])
     assert "its returns were refused: the job returned no other" in text_of(nb.cells[4])
+
+    (key_file,) = (tmp_path / "return-keys").iterdir()  # the key, for a new kernel on this machine only
+    assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.parent.stat().st_mode & 0o777 == 0o700
+    restarted, err = execute([LOAD, last_job, attach], env, tmp_path / "restarted.ipynb")
+    assert err is None, err
+    assert "again 0.75" in text_of(restarted.cells[2])
+
+    elsewhere = {**env, "HFJOB_HISTORY": str(tmp_path / "elsewhere" / "history.jsonl")}
+    job = json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])["id"]
+    other, _ = execute([LOAD, f"JOB = {job!r}", attach], elsewhere, tmp_path / "other.ipynb", allow_errors=True)
+    out = text_of(other.cells[2])
+    assert "its returns are signed with a key kept where the job was submitted" in out and "Traceback" not in out
+    saved = "".join(p.read_text() for p in tmp_path.glob("*.ipynb")) + (tmp_path / "history.jsonl").read_text()
+    assert json.loads(key_file.read_text())["key"] not in saved
 
 
 README_EXAMPLE = [

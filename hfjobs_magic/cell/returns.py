@@ -5,7 +5,8 @@ else a pickle), signs it with HMAC-SHA256 under a random per-job key that reache
 secret, and uploads the files and a manifest to the private bucket `{namespace}/jobs-artifacts`
 under `hfjobs-magic/<key id>/`. The kernel downloads them when the job COMPLETES and `verify`
 refuses a missing, unsigned or altered file before anything is set. The key is never written
-to the script, the record or the history: it lives in the kernel that submitted the job.
+to the script, the record, an output or the history: it lives in the kernel that submitted the job
+and, for a new kernel after a restart, in a file only the user can read (`jobs/keys.py`).
 
 Pure: planning, the epilogue's text and the verification; the transfers are `remote`'s and `jobs`'.
 """

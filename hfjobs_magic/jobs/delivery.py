@@ -18,18 +18,21 @@ from hfjobs_magic.remote.hub import HubClient, hub_errors
 
 if TYPE_CHECKING:
     from hfjobs_magic.cell.spec import JobSpec
+    from hfjobs_magic.jobs.keys import ReturnKeys
     from hfjobs_magic.jobs.record import JobRecord
 
-# job id -> its return plan, signing key included. Only in this kernel's memory: never in a record or the history.
+# job id -> its return plan, signing key included: in this kernel's memory, and in `keys` for a new kernel.
 PLANS: dict[str, ReturnPlan] = {}
 
 
-def plan_for(record: JobRecord, names: tuple[str, ...]) -> ReturnPlan:
-    plan = PLANS.get(record.id)
+def plan_for(record: JobRecord, names: tuple[str, ...], keys: ReturnKeys) -> ReturnPlan:
+    plan = PLANS.get(record.id) or keys.load(record.id)
     if plan is None:
-        raise HfJobFailed(f"Job {record.id}: its returns are signed with a key that only the kernel that submitted "
-                          "it holds; run the job cell again (with --return) to get them in this kernel.",
+        raise HfJobFailed(f"Job {record.id}: its returns are signed with a key kept where the job was submitted "
+                          f"(next to that machine's job history; here it would be in {keys.folder}), and there is "
+                          "none for it here. Attach from there, or run the job cell again (with --return).",
                           job_id=record.id, stage=record.stage)
+    PLANS[record.id] = plan  # its key is masked in what this kernel shows from now on
     return replace(plan, names=names) if names else plan
 
 

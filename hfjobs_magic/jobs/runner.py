@@ -21,6 +21,7 @@ from hfjobs_magic.checkresult import FAIL, CheckResult, failing
 from hfjobs_magic.errors import HfJobCheckError, HfJobError, HfJobFailed, HfJobNotConfirmed
 from hfjobs_magic.jobs.delivery import PLANS, collect_returns, plan_for, pull_outputs
 from hfjobs_magic.jobs.history import Entry, History
+from hfjobs_magic.jobs.keys import ReturnKeys
 from hfjobs_magic.jobs.record import JobRecord, PushTarget, Update, apply_job_info, unpushed
 from hfjobs_magic.mask import hide_token_literals
 from hfjobs_magic.remote import storage
@@ -165,6 +166,7 @@ class Runner:
                  deliver: Callable[[dict[str, Any]], None] | None = None) -> None:
         """`deliver` sets returned values (the kernel's namespace update)."""
         self._client, self.history, self.settings = client, history, settings
+        self.keys = ReturnKeys(history.path)
         self.deliver = deliver or (lambda values: None)
 
     @property
@@ -238,7 +240,7 @@ class Runner:
         done = []
         names = returns or spec.returns
         if names:
-            done.append(collect_returns(self.client, record, plan_for(record, names), self.deliver))
+            done.append(collect_returns(self.client, record, plan_for(record, names, self.keys), self.deliver))
         if spec.pull and spec.push:
             done.append("pulled " + pull_outputs(self.client, spec, record))
         return done
@@ -370,6 +372,7 @@ class Runner:
         record = new_record(info, request, self.client, self.settings.log_lines)
         if plan is not None:
             PLANS[record.id] = plan
+            self.keys.save(record.id, plan)
         self.history.append(Entry(
             id=record.id, namespace=record.namespace, url=record.url, flavor=record.flavor,
             created=record.as_json()["created_at"], endpoint=self.client.endpoint,
