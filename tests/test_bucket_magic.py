@@ -293,6 +293,21 @@ def test_a_cell_syncing_to_the_push_bucket_is_verified(sandbox, api, tmp_path, u
     assert target["verified"] and [c["title"] for c in target["commits"]] == ["run/metrics.json"]
 
 
+def test_a_bucket_the_cell_writes_on_its_own_is_verified_too(sandbox, api, tmp_path, unique_name):
+    """No --push: the cell's own sync_bucket is its persistence, and the record asks that bucket what landed."""
+    bucket = f"{sandbox.user}/{unique_name}"
+    api.create_bucket(bucket, private=True)
+    cell = (f"%%hfjob {FLAGS}\nimport os\nfrom huggingface_hub import HfApi\n"
+            "os.makedirs('res', exist_ok=True)\nopen('res/metrics.json', 'w').write('{\"acc\": 0.9}')\n"
+            f"HfApi().sync_bucket('res', 'hf://buckets/{bucket}/run')")
+    nb, err = execute([LOAD, cell], sandbox_env(sandbox, tmp_path), tmp_path / "n.ipynb")
+    assert err is None, err
+    (target,) = final_record(nb.cells[1])["push"]
+    assert target["repo_id"] == f"hf://buckets/{bucket}" and target["repo_type"] == "bucket"
+    assert not target["declared"] and target["verified"]
+    assert [(c["title"], c["size"]) for c in target["commits"]] == [("run/metrics.json", 12)]
+
+
 @needs_volumes
 def test_hf_jobs_uv_run_of_an_exported_cell_mounts_its_volumes(sandbox, api, tmp_path, unique_name):
     """The exported [tool.hf-jobs] table is what `hf jobs uv run` mounts: the dataset read-only, the bucket as out/."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hfjobs_magic.cell.scan import CellScan, Push
+from hfjobs_magic.cell.scan import BUCKET_URL, CellScan, Push, bucket_of
 from hfjobs_magic.checks.lookups import Answer
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def collect_targets(spec: JobSpec, scan: CellScan, lines: Mapping[int, int] | No
 
 
 def cell_push_targets(spec: JobSpec, scan: CellScan) -> list[tuple[str, str]]:
-    """(repo_id, repo_type) of the repos the cell itself saves to, by literal id, other than `--push`.
+    """(repo_id, repo_type) of the repos the cell itself saves to, by literal id, other than `--push`; an HF
+    bucket it writes is (`hf://buckets/ns/name`, "bucket").
 
     The watcher verifies them too, so "pushed" means confirmed for them as well.
     """
@@ -76,7 +77,9 @@ def cell_push_targets(spec: JobSpec, scan: CellScan) -> list[tuple[str, str]]:
         saving = [u for u in target.uses if u.saves and u.source != "--push"]
         if saving and target.repo_id != spec.push:
             found.append((target.repo_id, next((u.repo_type for u in saving if u.repo_type), "model")))
-    return found
+    pushed_bucket = bucket_of(spec.push) if spec.push_kind == "bucket" else None
+    buckets = {p.repo_id for p in scan.pushes if p.kind == "bucket" and p.saves and p.repo_id}
+    return found + [(f"{BUCKET_URL}{bucket}", "bucket") for bucket in sorted(buckets - {pushed_bucket})]
 
 
 def unchecked_pushes(scan: CellScan, lines: Mapping[int, int] | None = None) -> list[tuple[Push, str]]:
