@@ -187,6 +187,19 @@ def test_what_a_cell_reads_before_binding_it_in_the_order_python_runs(cell, free
     assert set(undefined_names(cell)) == free
 
 
+def test_a_carried_helper_has_what_notebooks_have_built_in(shell, tmp_path):
+    """A helper from an earlier cell that calls `display` works in the job, and one that calls `get_ipython`
+    gets the clear error, although the job cell itself names neither."""
+    run_cells(shell, ["def show(x):\n    display({'shown': x})\n    return x + 1",
+                      "def mount():\n    get_ipython().run_line_magic('cd', '/data')"])
+    done = run_script(script_with(kernel_carrier(shell), "print('R', show(3))\n").text, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["{'shown':", "3}", "R", "4"]
+    done = run_script(script_with(kernel_carrier(shell), "mount()\n").text, tmp_path)
+    assert "used IPython syntax (%magic / !cmd), which cannot run in a job" in done.stderr
+    assert "NameError" not in done.stderr
+
+
 def test_what_cannot_travel_is_refused_by_name(shell):
     run_cells(shell, ["fn = lambda x: x"])
     shell.user_ns.update(lock=threading.Lock(), gen=(i for i in range(3)),

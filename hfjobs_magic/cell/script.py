@@ -96,7 +96,7 @@ def build_script(
     dependencies, unresolved = _dependencies(explicit, modules, find_imports(ast.parse(added + "\n" + carried_text)),
                                              spec)
     metadata_ = _script_metadata(explicit, dependencies, spec)
-    code_tree = ast.parse(body + "\n" + epilogue)
+    code_tree = ast.parse("\n".join([body, epilogue, carried_text]))  # a carried helper may call display() too
     prologue = render_prologue(
         spec.secret_names,
         shell=bool(converted.shell_commands),
