@@ -60,8 +60,11 @@ def pushed_line(count: int, size: int, where: str, ref: str | None) -> str:
 
 
 def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """The error's kind and first line that says something: huggingface_hub starts some messages with a
+    "(Request ID: ...)" line (the kernel's `remote.hub.error_line` skips it too; this file runs without us)."""
+    said = (line.strip() for line in str(err).splitlines())
+    text = next((line for line in said if line and not line.startswith("(Request ID:")), "")
+    return f"{type(err).__name__}: {text}".rstrip(": ")
 
 
 # -- what to push ----------------------------------------------------------------------------
