@@ -19,7 +19,8 @@ threads, in-process against the sandbox): checks ~4 ms and submission ~10 ms (as
 the job itself, then ~100 ms of waiting after its log stream had ended: the watcher slept until its next
 emit tick although the stage was final, and the final push verification ran only after that. Cold, the
 first cell spent most of its time importing huggingface_hub.hf_api (~100-200 ms) and building the flags'
-parser; %load_ext spent most of its own ~15 ms formatting the help of two dozen flags. Run at once after
+parser; %load_ext spent most of its own ~15 ms having argparse format the help of two dozen flags (now
+plain text from cell/flags.py, under a millisecond, and the magic's docstring). Run at once after
 %load_ext, the first cell waits for the warm-up's imports: about 25 ms of them were garbage collections
 walking the kernel's heap (now paused while it imports), and whoami and the hardware list now go out as
 soon as huggingface_hub is in, overlapping our own imports; what is left is CPU, mostly

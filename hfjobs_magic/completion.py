@@ -7,7 +7,7 @@ from typing import Any
 
 def complete_hfjob(_shell: Any, event: Any) -> list[str]:
     """Flags after a space, flavor names after --flavor; IPython filters by the typed prefix."""
-    from hfjobs_magic.cell.spec import REPO_TYPES, known_flags
+    from hfjobs_magic.cell.flags import REPO_TYPES, known_flags
     from hfjobs_magic.remote.hardware import FLAVORS
 
     words = event.line.split()

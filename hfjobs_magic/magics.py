@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from hfjobs_magic.cell import DEFAULT_FLAVOR, DEFAULT_IMAGE
+from hfjobs_magic.cell.flags import flags_text
 from hfjobs_magic.mask import hide_token_literals
 
 HEADLESS_ENV = "HFJOB_HEADLESS"
@@ -263,14 +265,8 @@ class HFJobMagics(Magics):
         self.runner().attach(args.job, self.namespace, returns=return_names(args.returns))
 
 
-def _hfjob_help() -> str:
-    from hfjobs_magic.cell.spec import flags_help
-
-    return flags_help(HFJobMagics.hfjob.__doc__ or "")
-
-
-# `%%hfjob?` asks an object's getdoc() first (IPython.core.oinspect.getdoc): the flags' help is made then.
-HFJobMagics.hfjob.getdoc = _hfjob_help  # type: ignore[attr-defined]
+# The flags' help is part of the docstring: `%%hfjob?`, help() and editors all show every flag.
+HFJobMagics.hfjob.__doc__ = f"{inspect.cleandoc(HFJobMagics.hfjob.__doc__ or '')}\n\n{flags_text()}\n"
 
 
 @contextlib.contextmanager

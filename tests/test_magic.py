@@ -294,7 +294,9 @@ def test_the_help_shows_the_examples_and_every_flag(shell, capsys):
     assert shell.run_cell("%%hfjob?").success
     out = capsys.readouterr().out
     assert "Examples::" in out and "%%hfjob --dry-run" in out
-    assert all(flag in out for flag in known_flags())
+    doc = shell.magics_manager.magics["cell"]["hfjob"].__doc__  # what help() and editors read
+    assert all(flag in out and flag in doc for flag in known_flags())
+    assert "cancel the job once its GPU has been idle (under 5 %) this" in doc  # argparse's %% unescaped
 
 
 def test_every_check_numbers_lines_as_the_notebook_shows_them(shell, capsys):

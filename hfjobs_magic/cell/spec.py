@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import argument, argument_group, magic_arguments
+from IPython.core.magic_arguments import magic_arguments
 from IPython.utils.process import arg_split
 
 from hfjobs_magic.cell import DEFAULT_FLAVOR, DEFAULT_IMAGE
+from hfjobs_magic.cell.flags import DECLARATIONS, REPO_TYPES, known_flags
 
 TOKEN_SECRET = "HF_TOKEN"
-REPO_TYPES = ("model", "dataset", "space")
 PUSH_SCHEMES = ("s3", "gs")
 BUCKET_URL = "hf://buckets/"
 # With --outputs DIR into a bucket, DIR (when relative) is mounted under this folder and the cell runs there.
@@ -52,70 +52,9 @@ class FlagError(UsageError):
         self.flag = flag
 
 
-# In source order; `job_arguments` registers them so that `%%hfjob?` lists them this way.
-_DECLARATIONS: list[Any] = [
-    argument_group("hardware and environment"),
-    argument("--flavor", help="hardware to run on, e.g. cpu-basic, t4-small, a10g-large (default: cpu-basic)"),
-    argument("--timeout", metavar="DURATION",
-             help="stop the job after this long: seconds or a number with s/m/h/d, e.g. 90m, 1.5h "
-                  "(the server default is 30m)"),
-    argument("--image", help=f"Docker image with uv in it (default: {DEFAULT_IMAGE})"),
-    argument("--python", metavar="VERSION", help="Python version for the job, e.g. 3.11 (default: 3.10 or newer)"),
-    argument("--namespace", help="user or org that runs (and pays for) the job (default: you)"),
-    argument("--name", help="a name for the job, shown in the jobs list"),
-    argument("--label", action="append", metavar="K=V", help="a label on the job; repeatable"),
-    argument("--secrets", action="append", metavar="NAME[=VALUE]",
-             help="a secret for the job, from your environment or given; repeatable (HF_TOKEN is passed unless "
-                  "--no-token)"),
-    argument("--env", action="append", metavar="K=V",
-             help="an environment variable for the job (not secret); repeatable"),
-    argument("--no-token", action="store_true", default=None, help="do not pass your HF_TOKEN to the job"),
-    argument("--volume", dest="volumes", action="append", metavar="HF_URI:/MOUNT",
-             help="mount hf://[TYPE/]ID[/PATH]:/MOUNT[:ro|:rw] in the job, as `hf jobs run -v` does: a bucket "
-                  "(read-write unless :ro) or a model/dataset/space repo (read-only); repeatable"),
-    argument_group("script"),
-    argument("--with", dest="with_deps", action="append", metavar="DEP",
-             help="an extra dependency (pip requirement), wins over the inferred one; repeatable"),
-    argument("--vars", metavar="NAMES",
-             help="notebook variables to send to the job, e.g. --vars lr,epochs (plain literal values only)"),
-    argument("--no-pin", action="store_true", default=None,
-             help="do not pin inferred dependencies to this kernel's versions"),
-    argument("--no-carry", action="store_true", default=None,
-             help="carry nothing from the notebook (by default the imports, functions, classes and values the "
-                  "cell reads from earlier cells travel with it)"),
-    argument_group("results"),
-    argument("--push", metavar="TARGET",
-             help="where results go: a Hub repo id (user/name), an HF bucket hf://buckets/user/name[/prefix] "
-                  "(with --outputs: mounted, so every file is kept even if the job is killed), "
-                  "s3://bucket/prefix or gs://bucket/prefix"),
-    argument("--repo-type", choices=REPO_TYPES, help="type of the Hub repo given to --push (default: model)"),
-    argument("--outputs", metavar="DIR",
-             help="a folder in the job whose files are pushed to --push (a bucket: the folder is the bucket)"),
-    argument("--sync-every", metavar="DURATION", help="also push --outputs this often while the job runs, e.g. 10m"),
-    argument("--card", action="store_true", default=None, help="write a card describing the job to the --push repo"),
-    argument("--allow-no-push", action="store_true", default=None,
-             help="accept that nothing is pushed: the results are lost when the job ends"),
-    argument("--return", dest="returns", metavar="NAMES",
-             help="variables set in this kernel when the job completes, e.g. --return model_score,counts "
-                  "(signed, through the private bucket NAMESPACE/jobs-artifacts)"),
-    argument("--pull", metavar="DIR",
-             help="after the job, download what it pushed from --outputs into DIR next to the notebook"),
-    argument_group("operating"),
-    argument("--schedule", metavar="CRON",
-             help="make the cell a scheduled job instead of running it now: @hourly, @daily, @weekly, @monthly, "
-                  "@yearly or five cron fields (UTC), e.g. '0 3 * * *'"),
-    argument("--cancel-if-idle", metavar="DURATION",
-             help="on a GPU flavor, cancel the job once its GPU has been idle (under 5 %%) this long, e.g. 15m"),
-    argument_group("submission"),
-    argument("--yes", action="store_true", default=None, help="submit as soon as every check passes, no click"),
-    argument("--detach", action="store_true", default=None, help="return right after submission; do not follow"),
-    argument("--dry-run", action="store_true", default=None, help="show the script and the checks; submit nothing"),
-]
-
-
 def job_arguments(func: F) -> F:
     """Decorate a magic with every `%%hfjob` flag; put `@magic_arguments()` above it."""
-    for declaration in reversed(_DECLARATIONS):
+    for declaration in reversed(DECLARATIONS):
         declaration(func)
     return func
 
@@ -131,22 +70,6 @@ def _line_parser() -> Callable[..., Any]:
         """Run this cell as a uv script on Hugging Face Jobs hardware."""
 
     return hfjob
-
-
-def flags_help(doc: str) -> str:
-    """`doc`, then the usage and every flag, as `%%hfjob?` shows them. Built only when asked for: loading
-    the extension does not pay for formatting the help of two dozen flags."""
-
-    def hfjob(line: str = "") -> None:
-        pass
-
-    hfjob.__doc__ = doc  # the parser's description, read when it is built
-    return magic_arguments("%hfjob")(job_arguments(hfjob)).__doc__ or doc
-
-
-def known_flags() -> list[str]:
-    """Every option `%%hfjob` accepts, in declaration order (for did-you-mean and docs)."""
-    return [d.args[0] for d in _DECLARATIONS if isinstance(d, argument)]
 
 
 def parse_line(line: str) -> argparse.Namespace:
