@@ -144,7 +144,7 @@ class HFJobMagics(Magics):
         from hfjobs_magic.jobs.history import History
         from hfjobs_magic.jobs.runner import Runner, RunSettings
 
-        settings = RunSettings(headless=is_headless(self.shell), auto_confirm=self.auto_confirm,
+        settings = RunSettings(headless=is_headless(self.shell),
                                cancel_on_interrupt=self.cancel_on_interrupt, log_lines=self.log_lines,
                                idle_gpu_warn_s=parse_timeout(self.idle_gpu_warn, flag="idle_gpu_warn"),
                                queue_wait_warn_s=parse_timeout(self.queue_wait_warn, flag="queue_wait_warn"))

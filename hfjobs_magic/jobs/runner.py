@@ -53,7 +53,6 @@ class JobRequest:
 @dataclass(frozen=True)
 class RunSettings:
     headless: bool
-    auto_confirm: bool = False
     cancel_on_interrupt: bool = False
     log_lines: int = 40
     idle_gpu_warn_s: float = 600.0
@@ -66,8 +65,9 @@ class RunSettings:
                       cancel_if_idle_s=spec.cancel_if_idle_s if spec is not None else None)
 
 
-def consent_given(spec: JobSpec, settings: RunSettings) -> bool:
-    return bool(spec.yes or settings.auto_confirm or os.environ.get("HFJOB_YES") == "1")
+def consent_given(spec: JobSpec) -> bool:
+    """--yes, or `%config HFJobMagics.auto_confirm` (a default of --yes), or HFJOB_YES=1 for a whole run."""
+    return bool(spec.yes or os.environ.get("HFJOB_YES") == "1")
 
 
 def label_value(text: str) -> str:
@@ -192,7 +192,7 @@ class Runner:
         print("[hfjob] checks:\n" + checks_table(request.checks), flush=True)
         if failing(request.checks):
             raise check_error(request.checks)
-        if not consent_given(request.spec, self.settings):
+        if not consent_given(request.spec):
             raise HfJobNotConfirmed(
                 "All checks passed, but this unattended run has no consent to start a paid job. "
                 "Add --yes to the %%hfjob line, set HFJOB_YES=1, or run "
