@@ -14,6 +14,8 @@ CHECK_IDS = ("token", "secrets", "push_target", "persistence", "flavor", "timeou
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One line of the checklist; `id` is a public contract (CI filters on it)."""
+
     id: str
     status: str
     message: str

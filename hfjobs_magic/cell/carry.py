@@ -54,6 +54,8 @@ class Block:
 
 @dataclass(frozen=True)
 class Refusal:
+    """A name that cannot travel to the job, why, and what to do instead (the variables check says it)."""
+
     name: str
     why: str
     fix: str
@@ -228,6 +230,8 @@ def parse(text: str) -> ast.Module | None:
 
 @dataclass(frozen=True)
 class _Definition:
+    """Where a notebook name was last defined: an import, a function or class's source, a value, or the kernel."""
+
     kind: str  # "import", "source", "value" or "kernel"
     code: str = ""
     cell: int | None = None

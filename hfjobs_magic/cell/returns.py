@@ -110,6 +110,8 @@ def epilogue(names: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Returned:
+    """One value the job returned, verified; `type` and `bytes` go into the record."""
+
     name: str
     value: Any
     type: str

@@ -68,12 +68,16 @@ class Push:
 
 @dataclass(frozen=True)
 class Found:
+    """A line of the cell and what on it matters."""
+
     line: int
     text: str
 
 
 @dataclass(frozen=True)
 class EnvRead:
+    """An environment variable the cell reads: the job has only what the job spec passes."""
+
     name: str
     line: int
     required: bool  # os.environ["X"]: a KeyError in the job when X is not passed
@@ -81,6 +85,8 @@ class EnvRead:
 
 @dataclass
 class CellScan:
+    """Everything the checks, the carry and push verification need from the code, read in one pass."""
+
     syntax_error: Found | None = None
     imports: dict[str, int] = field(default_factory=dict)  # top-level module -> first line
     pushes: list[Push] = field(default_factory=list)

@@ -187,6 +187,8 @@ def _names(explicit: dict[str, Any] | None, spec: JobSpec) -> set[str]:
 
 @dataclass(frozen=True)
 class Converted:
+    """The cell as plain Python, and the IPython syntax that could not be converted."""
+
     code: str
     problems: list[str]
     shell_commands: list[str]

@@ -44,6 +44,8 @@ class Answer:
 
 @dataclass
 class Lookups:
+    """Every Hub answer the checks read, gathered at once before any check runs."""
+
     whoami: Answer
     hardware: Answer
     repos: dict[tuple[str, str], Answer] = field(default_factory=dict)

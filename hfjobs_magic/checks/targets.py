@@ -33,6 +33,8 @@ class Use:
 
 @dataclass
 class Target:
+    """A repo the cell or --push names, with every place that uses it."""
+
     repo_id: str
     uses: list[Use] = field(default_factory=list)
 
@@ -157,6 +159,8 @@ class Account:
 
 @dataclass(frozen=True)
 class Verdict:
+    """What one rule found; the worst of them becomes the check's result."""
+
     status: str  # "ok", "warn", "fail"
     message: str
     fix: str = ""

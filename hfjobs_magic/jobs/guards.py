@@ -20,6 +20,8 @@ from hfjobs_magic.remote import hardware
 
 @dataclass(frozen=True)
 class Guards:
+    """When to warn about a long queue or an idle GPU, and when to cancel an idle one."""
+
     queue_warn_s: float = 300.0
     idle_gpu_warn_s: float = 600.0
     cancel_if_idle_s: float | None = None

@@ -23,6 +23,8 @@ def default_path() -> Path:
 
 @dataclass(frozen=True)
 class Entry:
+    """One job in the local history: enough to find, attach to and list it; never a secret."""
+
     id: str
     namespace: str
     url: str

@@ -94,6 +94,8 @@ class PushTarget:
 
 @dataclass
 class JobRecord:
+    """A job as the notebook keeps it; `as_json` is the public record (DESIGN.md section 4)."""
+
     id: str
     namespace: str
     url: str

@@ -41,6 +41,8 @@ SCHEDULED = "SCHEDULED"  # the stage a --schedule cell's record shows: nothing r
 
 @dataclass(frozen=True)
 class JobRequest:
+    """A job cell, ready to run: what the magic built, handed to the runner as data."""
+
     spec: JobSpec
     script: JobScript
     checks: list[CheckResult]
@@ -52,6 +54,8 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class RunSettings:
+    """How this kernel runs jobs: unattended or not, and the %config that shapes following them."""
+
     headless: bool
     cancel_on_interrupt: bool = False
     log_lines: int = 40

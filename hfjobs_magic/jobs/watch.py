@@ -36,6 +36,8 @@ CATCH_UP_LINES = 50  # the log's last lines compared with ours once a followed s
 
 @dataclass
 class Pacing:
+    """How often the watcher asks and shows: cheap for jobs that run for hours, prompt at their end."""
+
     emit_every: float = 0.25  # at most four view updates a second
     heartbeat: float = 2.0  # at least this often, so elapsed time and cost tick while a job is silent
     poll_first: float = 1.0  # stage polling starts here and backs off while nothing changes

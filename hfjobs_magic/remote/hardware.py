@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Flavor:
+    """A hardware flavor and its price, from the Hub's list or the built-in table."""
+
     name: str
     pretty_name: str
     cpu: str

@@ -28,6 +28,8 @@ PROBE_KEY = ".hfjob-probe"
 
 @dataclass(frozen=True)
 class Location:
+    """An S3 or GCS push target, split."""
+
     scheme: str  # "s3" or "gs"
     bucket: str
     prefix: str  # without slashes at either end; "" for the whole bucket
