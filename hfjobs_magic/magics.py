@@ -106,19 +106,21 @@ class HFJobMagics(Magics):
     def _warm(self, imported: threading.Event) -> None:
         try:
             with collections_paused():
-                self._warm_imports(imported)
+                self._warm_imports()
         except Exception:  # noqa: S110  nothing to report yet: the cell's checks ask again and say why
             pass
         finally:
             imported.set()
 
-    def _warm_imports(self, imported: threading.Event) -> None:
+    def _warm_imports(self) -> None:
         client = self.client()
         _ = client.api  # the heaviest import first: the look-ups need it
         for fetch in (client.hardware, client.whoami) if client.token else (client.hardware,):
             # in flight while the rest is imported; the checks share their answers through the caches
             threading.Thread(target=_quietly, args=(fetch,), name="hfjob-warm-up", daemon=True).start()
-        import hfjobs_magic.cell.carry_kernel  # noqa: F401  the other imports of a job cell, in its order
+        # The other imports of a job cell, in its order; not the watcher: a followed cell imports it while
+        # its job starts, a --detach cell never does.
+        import hfjobs_magic.cell.carry_kernel  # noqa: F401
         import hfjobs_magic.cell.script  # noqa: F401
         import hfjobs_magic.checks  # noqa: F401
         import hfjobs_magic.jobs.runner  # noqa: F401
@@ -129,8 +131,6 @@ class HFJobMagics(Magics):
         load_toml("")  # imports the parser of the notebook folder's pyproject.toml
         if not is_headless(self.shell):
             import hfjobs_magic.views.widgets  # noqa: F401
-        imported.set()  # what submitting needs; the watcher's imports below overlap the submission
-        import hfjobs_magic.jobs.watch  # noqa: F401
 
     def _wait_for_warm_imports(self) -> None:
         """A cell typed faster than the warm-up imports waits for them rather than importing alongside:

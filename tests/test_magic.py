@@ -179,7 +179,7 @@ WARM_DONE = (
     "    time.sleep(0.05)\n"
     "client = get_ipython().magics_manager.registry['HFJobMagics'].client()\n"
     "print('fetched', client.known_hardware() is not None, client._whoami is not None)\n"
-    "needed = {'huggingface_hub.hf_api', 'hfjobs_magic.checks', 'hfjobs_magic.jobs.watch'}\n"
+    "needed = {'huggingface_hub.hf_api', 'hfjobs_magic.checks', 'hfjobs_magic.jobs.runner'}\n"
     "print('imported', needed <= set(sys.modules))\n"
     "print('gc on', gc.isenabled())"
 )
