@@ -1,7 +1,9 @@
-"""Names in a cell: which it reads but never binds, and where its lines went in the script.
+"""Names in a cell: which it reads but never binds (or reads before it binds them), and where its
+lines went in the script.
 
 symtable sees scopes as Python does (comprehensions, globals, class bodies), so "used but
-defined nowhere" has no false alarm from a name bound in some inner scope.
+defined nowhere" has no false alarm from a name bound in some inner scope; a walk in the order
+top-level code runs finds `df = df.dropna()`.
 """
 
 from __future__ import annotations
