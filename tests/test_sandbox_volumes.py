@@ -17,7 +17,7 @@ from huggingface_hub import HfApi, Volume
 from huggingface_hub.errors import HfHubHTTPError
 
 from hfjobs_magic.sandbox import Sandbox
-from hfjobs_magic.sandbox.volumes import namespace_support
+from hfjobs_magic.sandbox.volumes import holding_folders, namespace_support
 
 IMAGE = "python:3.12"
 HF_BIN = Path(sys.executable).parent / "hf"
@@ -75,6 +75,33 @@ def test_concurrent_jobs_with_the_same_mount_path_see_their_own_buckets(api: HfA
     assert listed == [["one.txt"], ["two.txt"]]  # each job, when the other one had written too
     assert [own_lines(api, job.id)[0] for job in jobs] == ["ready", "ready"]  # the data dir itself is hidden
     assert not Path("/data/one.txt").exists() and not Path("/data/two.txt").exists()
+
+
+def test_files_a_job_writes_next_to_its_volume_are_reported_lost(api: HfApi, sandbox: Sandbox,
+                                                                  unique_name: str) -> None:
+    """A bucket at /hfjob/ckpt (as --outputs with a bucket target mounts it): what lands in the bucket is kept;
+    a file written beside it, in /hfjob, dies with the job and the last log line says so."""
+    bucket = f"{sandbox.user}/{unique_name}"
+    api.create_bucket(bucket)
+    script = "cd /hfjob && echo kept > ckpt/step-1.txt && echo stray > model.bin && ls"
+    job = shell_job(api, script, [Volume(type="bucket", source=bucket, mount_path="/hfjob/ckpt")])
+    assert finish(api, job.id).status.stage == "COMPLETED"
+    lines = list(api.fetch_job_logs(job_id=job.id, namespace="alice"))
+    assert "model.bin" in lines and "ckpt" in lines
+    assert lines[-1] == "[sandbox] job ended; 1 file left in its working dir would be lost: /hfjob/model.bin (6 B)"
+    assert [f.path for f in api.list_bucket_tree(bucket, recursive=True)] == ["step-1.txt"]
+    assert not Path("/hfjob").exists()  # the job's folder was never made on the host
+
+
+@pytest.mark.parametrize(("paths", "held"), [
+    (["/data"], {}),  # right under /: nothing to hold it
+    (["/hfjob/ckpt", "/hfjob/logs"], {"/hfjob": ["/hfjob/ckpt", "/hfjob/logs"]}),
+    (["/no-such/a/b"], {"/no-such": ["/no-such/a/b"]}),  # the top-most folder the host lacks
+    (["/data", "/data/sub/x"], {}),  # inside another volume: that volume holds it
+    (["/tmp/x"], {}),  # the host has /tmp: mirrored as before
+])
+def test_folders_above_mount_paths_that_the_host_lacks_are_held_for_the_report(paths, held) -> None:
+    assert holding_folders(paths) == held
 
 
 def test_repo_volume_is_readable_and_read_only(api: HfApi, dataset: str) -> None:

@@ -44,6 +44,7 @@ READ_BYTES = 1 << 16
 START_WAIT_S = 2.0  # how long creating a job waits for its process to start
 STRAGGLER_S = 1.0  # after the main process exits, how long an escaped child may hold the pipe
 LOST_FILES_SHOWN = 20
+BESIDE_VOLUMES = "beside-volumes"  # folders a job's mount paths need, e.g. /hfjob above /hfjob/ckpt
 PUSH_MANIFEST = ".hfjob-pushed"  # written by the --outputs wrapper (hfjobs_magic/cell/persist.py)
 # Host variables a job inherits: locale, certificates, proxies, package indexes, GPUs.
 # Nothing else, so no token or HF_* setting of the host leaks into a job.
@@ -271,7 +272,7 @@ class JobManager:
             self._update(job, workdir=str(tmp))
             try:
                 stage, message = self._execute(run, tmp)
-                run.book.append(lost_files_report(tmp / "work"))
+                run.book.append(lost_files_report(tmp / "work", tmp / BESIDE_VOLUMES))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if job.volumes and self.volumes is not None:
@@ -299,7 +300,7 @@ class JobManager:
         env = job_environment(job, run.secrets, tmp / "home", self.endpoint)
         try:
             if job.volumes and self.volumes is not None:
-                argv = self.volumes.command(job.id, job.volumes, tmp / "work", argv)
+                argv = self.volumes.command(job.id, job.volumes, tmp / "work", argv, tmp / BESIDE_VOLUMES)
             run.proc = subprocess.Popen(argv, cwd=tmp / "work", env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except (OSError, ValueError) as err:
@@ -404,9 +405,12 @@ def _inherited(name: str) -> bool:
     return listed and not _SECRET_NAME.search(name)
 
 
-def lost_files_report(work: Path) -> list[str]:
-    """The last log line: files the job left in its working dir and never uploaded, which die with it."""
+def lost_files_report(work: Path, beside: Path | None = None) -> list[str]:
+    """The last log line: files the job left in its working dir and never uploaded, which die with it; also
+    those it wrote next to its volumes (`beside`), named by their path in the job (`/hfjob/model.bin`)."""
     found, kept = _left_behind(work)
+    if beside is not None:
+        found += [(size, f"/{path}") for size, path in _left_behind(beside)[0] if Path(path).name != PUSH_MANIFEST]
     if not found and kept:
         return [f"[sandbox] job ended; nothing would be lost: the {kept} file(s) it left were all uploaded"]
     if not found:

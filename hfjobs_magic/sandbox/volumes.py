@@ -153,8 +153,12 @@ class Volumes:
         return repo, commit
 
     # -- at start: the command that runs the job inside its mounts ------------------------------
-    def command(self, job_id: str, volumes: list[dict], workdir: Path, argv: list[str]) -> list[str]:
-        """`argv` wrapped so it runs in its own mount namespace with `volumes` mounted."""
+    def command(self, job_id: str, volumes: list[dict], workdir: Path, argv: list[str], beside: Path) -> list[str]:
+        """`argv` wrapped so it runs in its own mount namespace with `volumes` mounted.
+
+        A folder the host lacks above a mount path (`/hfjob` above `/hfjob/ckpt`) is `beside`'s, bound in:
+        what the job writes next to its volumes lands there, and the lost-files report sees it.
+        """
         unshare, missing = namespace_support()
         if missing is not None:
             raise VolumeError(422, missing)
@@ -162,6 +166,10 @@ class Volumes:
         (folder / "root").mkdir(parents=True, exist_ok=True)
         binds = [[str(self._source(folder / f"volume-{i}", v)), v["mountPath"], v["readOnly"]]
                  for i, v in enumerate(volumes)]
+        for holder, paths in holding_folders([v["mountPath"] for v in volumes]).items():
+            for path in paths:  # the mount points, made ahead so that the volumes bind over them
+                (beside / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            binds.append([str(beside / holder.lstrip("/")), holder, False])
         plan = json.dumps({"root": str(folder / "root"), "workdir": str(workdir), "binds": binds,
                            "hide": [str(self.root.parent)]})
         return [*unshare, sys.executable, "-I", "-S", str(HELPER), plan, "--", *argv]
@@ -186,6 +194,18 @@ class Volumes:
     def release(self, job_id: str) -> None:
         """Drop what a job's volumes needed on the host (materialised repos, its empty root)."""
         shutil.rmtree(self.root / job_id, ignore_errors=True)
+
+
+def holding_folders(mount_paths: list[str]) -> dict[str, list[str]]:
+    """The top-most folder above each mount path that the host lacks -> the mount paths it holds; none
+    for a path right under `/` or under another mount path."""
+    held: dict[str, list[str]] = {}
+    for path in mount_paths:
+        above = [str(p) for p in reversed(PurePosixPath(path).parents) if str(p) != "/"]
+        top = next((folder for folder in above if not os.path.exists(folder)), None)
+        if top is not None and not any(top == m or top.startswith(m.rstrip("/") + "/") for m in mount_paths):
+            held.setdefault(top, []).append(path)
+    return held
 
 
 def _not_found(volume: dict) -> VolumeError:
