@@ -1,4 +1,4 @@
-"""What a cell becomes, before anything talks to the Hub: flags -> `JobSpec` (spec), what the code
+"""What a cell becomes, before anything talks to the Hub: flags (declared in flags) -> `JobSpec` (spec), what the code
 does (scan, names), what it carries from the notebook (carry, carry_kernel), the PEP 723 script
 (script, prologue, deps), the `--outputs` wrapper shipped in the job (wrapping, persist) and
 `--return`'s signed epilogue (returns).
