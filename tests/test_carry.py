@@ -187,6 +187,13 @@ def test_what_a_cell_reads_before_binding_it_in_the_order_python_runs(cell, free
     assert set(undefined_names(cell)) == free
 
 
+@pytest.mark.parametrize("terms", [500, 1000, 2000, 5000])
+def test_a_cell_too_deep_to_walk_is_no_crash(terms):
+    from hfjobs_magic.cell.names import undefined_names
+
+    assert set(undefined_names("x = " + " + ".join(["a"] * terms))) <= {"a"}
+
+
 def test_a_carried_helper_has_what_notebooks_have_built_in(shell, tmp_path):
     """A helper from an earlier cell that calls `display` works in the job, and one that calls `get_ipython`
     gets the clear error, although the job cell itself names neither."""

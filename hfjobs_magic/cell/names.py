@@ -20,16 +20,18 @@ IPYTHON_NAMES = frozenset({"In", "Out", "_ih", "_oh", "_dh", "_", "__", "___", "
 
 
 def undefined_names(source: str) -> dict[str, int]:
-    """Names the code reads but binds nowhere (nor are builtins) -> first line; {} if it does not parse."""
+    """Names the code reads but binds nowhere, or before it binds them (nor are builtins) -> first line; {} if
+    it does not parse (or nests too deeply to walk)."""
     try:
         table = symtable.symtable(source, "<cell>", "exec")
         tree = ast.parse(source)
+        early = _read_before_bound(tree)
     except (SyntaxError, ValueError, RecursionError):
         return {}
     if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree)):
         return {}  # a star import may define anything
     unbound = _globals_read(table) - _globals_bound(table)
-    missing = (unbound | _read_before_bound(tree)) - set(dir(builtins)) - _SCRIPT_NAMES
+    missing = (unbound | early) - set(dir(builtins)) - _SCRIPT_NAMES
     first: dict[str, int] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in missing:
