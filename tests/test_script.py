@@ -473,3 +473,8 @@ def test_generated_text_is_plain_python():
     for cell in (TRANSFORMERS_TRAINER, TORCH_LOOP, ROUND_TRIP_CELL, "%%time\nx = 1\n"):
         text = script_of(cell, "--vars epochs", variables={"epochs": 1}).text
         ast.parse(text)
+
+
+def test_a_cell_nested_too_deeply_for_python_is_a_usage_error_not_a_crash():
+    with pytest.raises(UsageError, match="nests too deeply for Python to compile"):
+        script_of("x = " + "+".join(["1"] * 15_000))  # 30 kB: under the size limit, over any parser depth

@@ -209,6 +209,9 @@ def to_python(code: str, line_of: Callable[[int], int] | None = None) -> Convert
     except SyntaxError as exc:
         where = lines[min(max((exc.lineno or 1) - 1, 0), len(lines) - 1)]
         raise UsageError(f"line {where}: {exc.msg}; the cell must be valid Python apart from IPython syntax") from None
+    except RecursionError:  # Python itself could not compile it either
+        raise UsageError("the cell nests too deeply for Python to compile (an expression of thousands of terms?): "
+                         "build it in a loop or split it") from None
     problems, shell, replacements = _scan(tree, lines)
     return Converted(_replace(transformed, replacements), problems, shell)
 
