@@ -142,6 +142,25 @@ def test_the_magic_ends_in_checks_or_a_usage_error_and_echoes_no_secret(shell, e
     assert jobs_of(env) == before  # --dry-run submits nothing
 
 
+@pytest.mark.parametrize(("line", "body", "refused"), [
+    ("--name \ud800", "print(1)", True),  # half a surrogate pair: no UTF-8 request can carry it
+    (f"--secrets {SECRET_NAME}=\udfff{SECRET}", "print(1)", True),
+    ("--allow-no-push --push alice/\ud800x", "print(1)", True),
+    ("--allow-no-push", "print('\ud800')", True),
+    ("--allow-no-push", "x = " + "+".join(["1"] * 4000), True),  # deeper than Python compiles
+    ("--allow-no-push", "a = 1\nx = " + "+".join(["a"] * 1000), False),  # deep, and fine
+])
+def test_what_no_request_can_carry_or_python_compile_is_a_usage_error(shell, env, line, body, refused):
+    """Inputs the strategies above leave out (they make notebook files, which cannot hold such text)."""
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(out):
+        result = shell.run_cell(f"%%hfjob --dry-run {line}\n{body}", store_history=False)
+    err = result.error_in_exec
+    assert isinstance(err, UsageError) if refused else err is None, f"{type(err).__name__}: {err}"
+    shown = out.getvalue() + (str(err) if err else "")
+    assert not leaked(shown) and CRASHED not in shown, shown[-2000:]
+
+
 # -- hfjob check --json and hfjob export, in-process --------------------------------------------------------
 
 @FUZZ

@@ -478,3 +478,8 @@ def test_generated_text_is_plain_python():
 def test_a_cell_nested_too_deeply_for_python_is_a_usage_error_not_a_crash():
     with pytest.raises(UsageError, match="nests too deeply for Python to compile"):
         script_of("x = " + "+".join(["1"] * 15_000))  # 30 kB: under the size limit, over any parser depth
+
+
+def test_a_lone_surrogate_in_the_cell_is_a_usage_error_naming_its_line():
+    with pytest.raises(UsageError, match=r"line 3: character U\+D800 is half of a surrogate pair"):
+        script_of("x = 1\nprint('\ud800')", first_line=2)

@@ -24,7 +24,7 @@ from hfjobs_magic.cell.deps import find_imports, infer_dependencies, merge_depen
 from hfjobs_magic.cell.names import line_opcodes, undefined_names
 from hfjobs_magic.cell.prologue import render_prologue
 from hfjobs_magic.cell.scan import CellScan, scan
-from hfjobs_magic.cell.spec import JobSpec, load_toml
+from hfjobs_magic.cell.spec import JobSpec, load_toml, lone_surrogate
 from hfjobs_magic.cell.wrapping import wrap_body, wrapper_imports
 
 MAX_SCRIPT_BYTES = 64 * 1024  # the cell; the script is shipped inline to the job (DESIGN.md section 3)
@@ -80,7 +80,7 @@ def build_script(
     too. `first_line` is the number of the cell's first line as the user sees it (2 under a
     `%%hfjob` line). `carrier` (unless --no-carry) brings what the cell reads from the notebook.
     """
-    _check_size(cell)
+    _check_size(cell, first_line)
     cell = cell.replace("\r\n", "\n")
     explicit, code, line_of = split_script_block(cell, first_line)
     converted = to_python(code, line_of)
@@ -142,7 +142,12 @@ def _prologue_names(spec: JobSpec, shell: bool) -> set[str]:
     return {"sys"} | ({"os"} if spec.secret_names else set()) | ({"subprocess"} if shell else set())
 
 
-def _check_size(cell: str) -> None:
+def _check_size(cell: str, first_line: int) -> None:
+    """The cell travels as UTF-8 inside the job's environment: it must encode, and fit."""
+    if (at := lone_surrogate(cell)) is not None:
+        raise UsageError(f"line {first_line + cell.count(chr(10), 0, at)}: character U+{ord(cell[at]):04X} is half of "
+                         "a surrogate pair and cannot travel to the job as UTF-8: remove it, or write it as an "
+                         f"escape in a string ('\\u{ord(cell[at]):04x}')")
     size = len(cell.encode("utf-8"))
     if size > MAX_SCRIPT_BYTES:
         raise UsageError(

@@ -77,12 +77,26 @@ def parse_line(line: str) -> argparse.Namespace:
     return parse_args(_line_parser(), line)
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where `text` holds half of a surrogate pair (a broken paste), which no UTF-8 request can carry; None if
+    nowhere."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
 def parse_args(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
     """Parse `line` with the parser `@magic_arguments()` built on `magic_func`.
 
     The line is split like a shell command line (quotes group, then disappear), and
     every argparse complaint becomes a `UsageError` that says what to type instead.
     """
+    if (at := lone_surrogate(line)) is not None:
+        flag = ([None, *re.findall(r"--[a-z][a-z-]*", line[:at])])[-1]
+        raise FlagError(flag, f"{flag or 'the %%hfjob line'}: character U+{ord(line[at]):04X} is half of a surrogate "
+                              "pair and cannot travel to the job as UTF-8: remove it")
     try:
         argv = arg_split(line, posix=True, strict=True)
     except ValueError as exc:
