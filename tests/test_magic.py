@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from huggingface_hub import HfApi
+from IPython.core.error import UsageError
 
 from hfjobs_magic.errors import HfJobHubError
 from hfjobs_magic.sandbox import Sandbox
@@ -267,6 +268,20 @@ def test_an_unknown_job_id_is_one_clear_line(shell, line):
     assert isinstance(err, HfJobHubError), err
     assert "there is no job nosuchjob in alice" in str(err) and "%hfjob_ps" in str(err)
     assert err._render_traceback_() == [f"HfJobHubError: {err}"]  # IPython shows no frame of ours
+
+
+@pytest.mark.parametrize("job", ["../../etc/passwd", "'a b'", "\ud800"])
+def test_what_is_not_a_job_id_is_a_usage_error_before_any_request(shell, job):
+    err = raised(shell, f"%hfjob_logs {job}")
+    assert isinstance(err, UsageError) and "is not a job id" in str(err), err
+
+
+def test_a_job_url_as_the_views_show_it_names_the_job(shell, sandbox, capsys):
+    api = HfApi(endpoint=sandbox.endpoint, token=sandbox.token)
+    job = api.run_job(image="python:3.12", command=["python", "-c", "print('from the url')"], namespace=sandbox.user)
+    api.wait_for_job(job.id, namespace=sandbox.user, poll_interval=0.1, timeout=60)
+    assert raised(shell, f"%hfjob_logs {job.url}") is None  # e.g. http://127.0.0.1:PORT/jobs/alice/ID
+    assert "from the url" in capsys.readouterr().out
 
 
 def test_line_magics_without_a_token_or_a_hub_say_what_to_do(shell, monkeypatch):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HISTORY_ENV = "HFJOB_HISTORY"
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # what a job id (or a prefix of one) can be: safe in a URL and a file name
 
 
 def default_path() -> Path:

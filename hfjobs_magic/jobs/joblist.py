@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from hfjobs_magic.jobs.history import History
+from hfjobs_magic.jobs.history import JOB_ID, History
 from hfjobs_magic.jobs.progress import REPLACE, ProgressFolder
 from hfjobs_magic.jobs.watch import CATCH_UP_LINES, log_complete
 from hfjobs_magic.mask import SecretMasker
@@ -24,8 +25,17 @@ class JobRef:
     namespace: str
 
 
+JOB_URL = re.compile(r"^https?://\S+/jobs/(?P<namespace>[\w.-]+)/(?P<id>[A-Za-z0-9_-]+)/?$")
+
+
 def resolve(client: HubClient, history: History, job: str, namespace: str | None) -> JobRef:
-    """A job id (or a prefix known to the local history) and the namespace it runs in."""
+    """A job id (or a prefix known to the local history, or the job's URL as the views show it) and the
+    namespace it runs in."""
+    if url := JOB_URL.search(job):
+        return JobRef(url["id"], url["namespace"])
+    if not JOB_ID.fullmatch(job):
+        raise UsageError(f"{job!r} is not a job id: ids are letters and digits, or give the job's URL "
+                         "(%hfjob_ps lists your recent jobs)")
     entry = history.find(job)
     if entry is not None:
         return JobRef(entry.id, entry.namespace)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from hfjobs_magic.cell.returns import ReturnPlan
+from hfjobs_magic.jobs.history import JOB_ID
 
 FOLDER = "return-keys"
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class ReturnKeys:
@@ -52,4 +51,4 @@ class ReturnKeys:
             return None
 
     def _path(self, job_id: str) -> Path | None:
-        return self.folder / f"{job_id}.json" if _JOB_ID.fullmatch(job_id) else None
+        return self.folder / f"{job_id}.json" if JOB_ID.fullmatch(job_id) else None
