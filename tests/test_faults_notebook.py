@@ -8,7 +8,6 @@ wrong on the way, the cell's output must hold every line exactly once, in order.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,21 +20,13 @@ from nbclient.util import run_sync
 
 from hfjobs_magic.sandbox import Sandbox
 from tests.nbrun import environ, execute, final_record, sandbox_env, text_of
+from tests.polling import wait_for
 
 LOAD = "%load_ext hfjobs_magic"
 QUIET = "--allow-no-push --timeout 5m --yes"
 DEADLINE_S = 120.0
 OUTAGE_S = 30.0
 
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    """Poll `condition` until it is truthy; its value, or AssertionError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def counting_job(stop: Path, tag: str = "line", every: float = 0.1, flags: str = QUIET, ticks: int = 0) -> str:
@@ -138,7 +129,7 @@ def test_a_hub_outage_mid_job_is_said_once_and_loses_no_line(fresh_sandbox, tmp_
         sb.faults.set(outage=OUTAGE_S)
         wait_for(lambda: "no answer from the Hub" in text_of(cell), "the view saying the Hub is down")
         sb.faults.set(status=502)  # the rest of the outage answers otherwise, as a load balancer may: still one line
-        wait_for(lambda: not sb.faults.in_outage(), "the outage to end", timeout=OUTAGE_S + DEADLINE_S)
+        wait_for(lambda: not sb.faults.in_outage(), "the outage to end", deadline_s=OUTAGE_S + DEADLINE_S)
         printed = job_lines(sb, job)
         during["lines"] = len(printed) - before
         last = [line for line in printed if line.startswith("line-")][-1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -27,6 +26,7 @@ from hfjobs_magic.jobs.history import Entry, History
 from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.server.listing import CellFinder, saved_cell_hash
 from tests.browser.lab import JupyterLab, start_jupyterlab
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "python:3.12"
@@ -34,14 +34,6 @@ DEADLINE_S = 60.0
 SLEEPER = ["python", "-c", "import time; print('working', flush=True); time.sleep(600)"]
 CELL_BODY = "import time\ntime.sleep(600)"
 
-
-def wait_for(condition: Any, what: str, deadline_s: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def call(lab: JupyterLab, path: str, method: str = "GET", token: str | None = "lab") -> tuple[int, str]:

@@ -7,9 +7,6 @@ Notebooks executed by nbclient in a real kernel against a real sandbox; the sand
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
-from typing import Any
 
 import nbformat
 from huggingface_hub import HfApi
@@ -19,19 +16,11 @@ from hfjobs_magic.jobs.progress import bar_of
 from hfjobs_magic.remote.hub import JOB_COMMAND, SCRIPT_ENV
 from hfjobs_magic.sandbox import Sandbox
 from tests.nbrun import environ, execute, final_record, sandbox_env, text_of
+from tests.polling import wait_for
 
 LOAD = "%load_ext hfjobs_magic"
 QUIET = "--allow-no-push --timeout 5m --yes"
 
-
-def poll(condition: Callable[[], Any], what: str, deadline_s: float = 120.0) -> Any:
-    """The condition's first truthy value, asked until a generous deadline."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_tqdm_bar_is_one_line_and_completed_comes_after_the_last_line(sandbox, tmp_path):
@@ -86,7 +75,7 @@ def test_a_job_waiting_for_hardware_gets_one_notice(sandbox, tmp_path):
     with environ(**sandbox_env(sandbox, tmp_path)):
         runner = threading.Thread(target=client.execute, daemon=True)
         runner.start()
-        poll(lambda: "NOTICE: Waiting for hardware for" in text_of(nb.cells[2]), "the queue notice")
+        wait_for(lambda: "NOTICE: Waiting for hardware for" in text_of(nb.cells[2]), "the queue notice")
         sandbox.faults.set(hold_scheduling=False)
         runner.join(240)
     out = text_of(nb.cells[2])
@@ -111,7 +100,7 @@ def test_schedule_a_cell_list_it_and_unschedule_it(tmp_path):
         made = api.inspect_scheduled_job(scheduled_job_id=record["id"], namespace=sb.user)
         assert made.job_spec.flavor == "cpu-upgrade" and "HF_TOKEN" in (made.job_spec.secrets or {})
         assert made.job_spec.command == JOB_COMMAND and "print('a run')" in made.job_spec.environment[SCRIPT_ENV]
-        poll(lambda: api.inspect_scheduled_job(scheduled_job_id=record["id"], namespace=sb.user).status.last_job,
+        wait_for(lambda: api.inspect_scheduled_job(scheduled_job_id=record["id"], namespace=sb.user).status.last_job,
                     "a run fired by the schedule")
         nb, err = execute([LOAD, "%hfjob_ps --scheduled", f"%hfjob_unschedule {record['id']}",
                            "%hfjob_ps --scheduled", "%hfjob_unschedule nosuchid"], env, tmp_path / "b.ipynb",
@@ -153,7 +142,7 @@ def test_a_cancel_if_idle_that_is_refused_is_said_not_retried(sandbox):
     reader = HubClient(sandbox.endpoint, sandbox.read_token)  # may follow the job, may not cancel it
     watch = JobWatch(reader, record, seen.append, guards=Guards(cancel_if_idle_s=1)).start()
     try:
-        notice = poll(lambda: next((n["text"] for u in list(seen) for n in u.record["notices"]
+        notice = wait_for(lambda: next((n["text"] for u in list(seen) for n in u.record["notices"]
                                     if "could not cancel" in n["text"]), None), "the refused cancel said")
         assert "403" in notice and "cancel it yourself" in notice, notice
     finally:

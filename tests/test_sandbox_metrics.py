@@ -10,8 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from huggingface_hub import HfApi
 
 from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.sandbox.metrics import FAKE_GPU_BYTES, FAKE_GPU_ID
+from tests.polling import wait_for
 
 NS = "alice"
 IMAGE = "python:3.12"
@@ -38,14 +37,6 @@ def sample(api: HfApi, job) -> dict | None:
     """One event, as `hf jobs stats` takes it (follow=False: the first event, then the client hangs up)."""
     return next(iter(api.fetch_job_metrics(job_id=job.id, namespace=NS)), None)
 
-
-def poll(condition: Callable[[], object], what: str, deadline_s: float = 60) -> object:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
 
 
 def set_faults(sandbox: Sandbox, **plan: object) -> dict:
@@ -72,7 +63,7 @@ def test_busy_job_uses_more_cpu_and_memory_than_an_idle_one(api, jobs):
         return bool(hot and cold and hot["cpu_usage_pct"] > cold["cpu_usage_pct"] + 10
                     and hot["memory_used_bytes"] > cold["memory_used_bytes"] + 100_000_000)
 
-    poll(busier, "the busy job's CPU and memory above the idle job's")
+    wait_for(busier, "the busy job's CPU and memory above the idle job's")
     event = sample(api, idle)
     assert event is not None and set(event) == FIELDS
     assert event["cpu_millicores"] >= 1000 and event["memory_total_bytes"] > event["memory_used_bytes"] > 0
@@ -91,11 +82,11 @@ def test_following_metrics_ends_when_the_job_ends(api):
 def test_gpu_knob_shows_in_events_until_set_to_minus_one(api, sandbox, jobs):
     jobs.append(job := run(api, IDLE))
     assert set_faults(sandbox, gpu_utilization=37)["gpu_utilization"] == 37
-    gpus = poll(lambda: (sample(api, job) or {}).get("gpus"), "a GPU in the events")
+    gpus = wait_for(lambda: (sample(api, job) or {}).get("gpus"), "a GPU in the events")
     assert gpus == {FAKE_GPU_ID: {"utilization": 37, "memory_used_bytes": FAKE_GPU_BYTES * 37 // 100,
                                   "memory_total_bytes": FAKE_GPU_BYTES}}
     set_faults(sandbox, gpu_utilization=-1)
-    poll(lambda: (sample(api, job) or {}).get("gpus") == {}, "no GPU once the knob is -1")
+    wait_for(lambda: (sample(api, job) or {}).get("gpus") == {}, "no GPU once the knob is -1")
 
 
 def test_gpu_knob_refuses_values_out_of_range(sandbox):
@@ -114,7 +105,7 @@ def test_stream_closes_when_the_client_goes_away(fresh_sandbox):
             line = next(line for line in lines if line.startswith("data: {"))
             assert set(json.loads(line[len("data: "):])) == FIELDS
             assert fresh_sandbox.state.metric_streams.open == 1
-        poll(lambda: fresh_sandbox.state.metric_streams.open == 0, "the server's stream closed")
+        wait_for(lambda: fresh_sandbox.state.metric_streams.open == 0, "the server's stream closed")
     finally:
         api.cancel_job(job_id=job.id, namespace=NS)
 

@@ -11,8 +11,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from huggingface_hub.errors import HfHubHTTPError, JobNotFoundError
 from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.sandbox.jobs import SECRET_MASK
 from hfjobs_magic.sandbox.schedules import SCHEDULED_LABEL
+from tests.polling import wait_for
 
 NS = "alice"
 IMAGE = "python:3.12"
@@ -33,14 +32,6 @@ def schedule(api: HfApi, code: str = "print('scheduled hello')", when: str = "@h
     return api.create_scheduled_job(image=IMAGE, command=["python", "-c", code], schedule=when, namespace=NS,
                                     **kwargs)
 
-
-def poll(condition: Callable[[], object], what: str, deadline_s: float = 60) -> object:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 def runs_of(api: HfApi, scheduled_id: str) -> list:
@@ -160,7 +151,7 @@ def test_an_every_minute_schedule_fires_runs_through_the_scheduler(tmp_path):
                                          schedule="* * * * *", secrets={"K": "from a secret"}, namespace=NS)
         paused = api.create_scheduled_job(image=IMAGE, command=["true"], schedule="* * * * *", suspend=True,
                                           namespace=NS)
-        runs = poll(lambda: len(found := runs_of(api, every.id)) >= 2 and found, "two runs fired")
+        runs = wait_for(lambda: len(found := runs_of(api, every.id)) >= 2 and found, "two runs fired")
         done = api.wait_for_job(runs[-1].id, namespace=NS, poll_interval=0.1, timeout=60)
         assert done.status.stage == "COMPLETED" and done.initiator.name == NS
         assert "from a secret" in list(api.fetch_job_logs(job_id=done.id, namespace=NS))
@@ -177,16 +168,16 @@ def test_a_run_still_going_makes_the_scheduler_skip_unless_concurrency_is_on():
         multi = api.create_scheduled_job(image=IMAGE, command=slow, schedule="* * * * *", concurrency=True,
                                          namespace=NS)
         try:
-            poll(lambda: runs_of(api, single.id), "the first run")
+            wait_for(lambda: runs_of(api, single.id), "the first run")
             first_next = api.inspect_scheduled_job(scheduled_job_id=single.id, namespace=NS).status.next_job_run_at
 
             def three_more_minutes() -> bool:
                 info = api.inspect_scheduled_job(scheduled_job_id=single.id, namespace=NS)
                 return (info.status.next_job_run_at - first_next).total_seconds() >= 180
 
-            poll(three_more_minutes, "three more fire times passed")
+            wait_for(three_more_minutes, "three more fire times passed")
             assert len(runs_of(api, single.id)) == 1  # its run still goes: those fire times were skipped
-            poll(lambda: len(runs_of(api, multi.id)) >= 3, "overlapping runs of the concurrent one")
+            wait_for(lambda: len(runs_of(api, multi.id)) >= 3, "overlapping runs of the concurrent one")
         finally:
             for job in api.list_jobs(namespace=NS):
                 api.cancel_job(job_id=job.id, namespace=NS)

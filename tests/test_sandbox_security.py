@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,25 +24,16 @@ from hfjobs_magic.mask import TOKEN_LITERAL
 from hfjobs_magic.sandbox import Sandbox
 from hfjobs_magic.sandbox.jobs import LOST_MESSAGE, STOPPED_MESSAGE
 from hfjobs_magic.sandbox.tokens import TOKENS_FILE, exposure_problem, exposure_warning, is_loopback
+from tests.polling import wait_for
 from tests.served import HFJOB, served
 
 NS = "alice"
 IMAGE = "python:3.12"
-DEADLINE_S = 120
 
 
 def status_of(err: pytest.ExceptionInfo[HfHubHTTPError]) -> int:
     return err.value.response.status_code
 
-
-def wait_for(condition, what: str, deadline_s: float = DEADLINE_S):
-    """Poll `condition` until it returns something truthy; fail naming `what` after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def own_lines(lines: list[str]) -> list[str]:

@@ -329,6 +329,16 @@ class LabNotebook:
         self.page.keyboard.press("Control+s")
         self.page.wait_for_function(f"() => {_PANEL}.context.model.dirty === false", timeout=UI_TIMEOUT_MS)
 
+    def shut_kernel_down(self) -> None:
+        """Shut the notebook's kernel down through its session, and check the server no longer lists it."""
+        kernel_id = self.page.evaluate(f"""async () => {{
+            const session = {_PANEL}.sessionContext;
+            const id = session.session.kernel.id;
+            await session.shutdown();
+            return id;
+        }}""")
+        assert kernel_id not in {k["id"] for k in self.lab.api("api/kernels")}
+
     def saved(self) -> Any:
         """The notebook as saved on disk."""
         return nbformat.read(str(self.path), as_version=4)

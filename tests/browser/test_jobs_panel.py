@@ -10,9 +10,7 @@ websocket frame the browser receives is recorded: the sandbox token is in none o
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from hfjobs_magic.cell.wrapping import cell_hash
 from hfjobs_magic.jobs.history import Entry, History
 from hfjobs_magic.sandbox import Sandbox
 from tests.browser.lab import UI_TIMEOUT_MS, JupyterLab, write_notebook
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("lab_extension")]
 
@@ -33,14 +32,6 @@ CELL_BODY = "import time\ntime.sleep(600)"
 TAB = ".jp-SideBar .lm-TabBar-tab[data-id='hfjobs-panel']"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "jobs-panel.png"
 
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Received:

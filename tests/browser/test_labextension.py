@@ -128,13 +128,7 @@ def test_card_follows_the_job_and_survives_a_reload_without_kernel(
     notebook.save()
     record = saved_records(notebook, 1)[-1]
     assert record["stage"] == "COMPLETED" and record["push"][0]["verified"]
-    kernel_id = page.evaluate("""async () => {
-        const session = window.jupyterapp.shell.currentWidget.sessionContext;
-        const id = session.session.kernel.id;
-        await session.shutdown();
-        return id;
-    }""")
-    assert kernel_id not in {k["id"] for k in jupyterlab.api("api/kernels")}
+    notebook.shut_kernel_down()
     page.reload()
     reloaded = card(notebook, 1, "COMPLETED")
     reloaded.wait_for()

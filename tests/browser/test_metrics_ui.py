@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hfjobs_magic.sandbox import Sandbox
-from tests.browser.lab import JupyterLab, LabNotebook
+from tests.browser.lab import JupyterLab
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("lab_extension")]
 
@@ -71,7 +71,7 @@ def test_widget_sparklines_and_card_metrics(open_notebook, sandbox: Sandbox, jup
     assert dialogs == []
 
     notebook.save()
-    _shut_kernel_down(notebook, jupyterlab)
+    notebook.shut_kernel_down()
     page.reload()
     shown = notebook.cell(1).locator(".hfjob-card[data-stage='COMPLETED'] .hfjob-metrics")
     shown.wait_for()
@@ -107,16 +107,6 @@ def _check_card_metrics(shown: Any, peak: dict[str, float]) -> None:
 
 def _row_text(live: Any, key: str) -> str:
     return live.locator(f"[data-metric='{key}']").inner_text().strip()
-
-
-def _shut_kernel_down(notebook: LabNotebook, lab: JupyterLab) -> None:
-    kernel_id = notebook.page.evaluate("""async () => {
-        const session = window.jupyterapp.shell.currentWidget.sessionContext;
-        const id = session.session.kernel.id;
-        await session.shutdown();
-        return id;
-    }""")
-    assert kernel_id not in {k["id"] for k in lab.api("api/kernels")}
 
 
 def _screenshot(page: Any, top: Any, bottom: Any, margin: float = 8) -> None:
